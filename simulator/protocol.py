@@ -50,7 +50,7 @@ CLAIM_CODE: Final = re.compile(r"^C-[A-Za-z0-9]{10,38}$")
 """A claim code: ``C-`` and 10 to 38 letters or digits (12..40 characters in all)."""
 
 _VOLTAGE = re.compile(r"^(?P<mv>\d{1,5})mV$")
-_CERTIFICATE_ID = re.compile(r"^[0-9a-f]{64}$")
+CERTIFICATE_ID: Final = re.compile(r"^[0-9a-f]{64}$")
 
 
 def click_topic(payload_format: PayloadFormat, device_id: str) -> str:
@@ -70,7 +70,7 @@ def device_topic_patterns(device_id: str) -> tuple[str, ...]:
 def parse_topic(topic: str) -> tuple[PayloadFormat, str]:
     """Which format and which device a click topic belongs to."""
     for payload_format, pattern in _TOPIC_PATTERNS.items():
-        match = pattern.match(topic)
+        match = pattern.fullmatch(topic)
         if match:
             return payload_format, match["device_id"]
     raise ProtocolError(f"topic {topic!r} is not a click topic")
@@ -124,7 +124,7 @@ class Click:
             raise ProtocolError(f"remainingLife must be within 0..100, got {self.remaining_life}")
         if not 0 <= self.battery_mv <= 99_999:
             raise ProtocolError(f"battery voltage must be 0..99999 mV, got {self.battery_mv}")
-        if not _CERTIFICATE_ID.match(self.certificate_id):
+        if not CERTIFICATE_ID.fullmatch(self.certificate_id):
             raise ProtocolError("certificateId must be 64 lowercase hex characters")
 
 
@@ -199,7 +199,7 @@ def decode_click(topic: str, payload: bytes) -> ReceivedClick:
         raise ProtocolError(
             f"clickType {click_type_text!r} is not SINGLE, DOUBLE or LONG"
         ) from None
-    voltage = _VOLTAGE.match(_field(body, "batteryVoltage", str))
+    voltage = _VOLTAGE.fullmatch(_field(body, "batteryVoltage", str))
     if voltage is None:
         raise ProtocolError(f"batteryVoltage {body['batteryVoltage']!r} is not like '1615mV'")
     if payload_format is PayloadFormat.IOTBUTTON:
@@ -218,7 +218,7 @@ def decode_click(topic: str, payload: bytes) -> ReceivedClick:
     if not (math.isfinite(life) and 0.0 <= life <= 100.0):
         raise ProtocolError(f"remainingLife {life} is not within 0..100")
     certificate_id = _field(body, "certificateId", str)
-    if not _CERTIFICATE_ID.match(certificate_id):
+    if not CERTIFICATE_ID.fullmatch(certificate_id):
         raise ProtocolError("certificateId is not 64 lowercase hex characters")
     return ReceivedClick(
         payload_format=payload_format,

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from simulator.device.battery import Action, Battery
+from simulator.device.battery import Action, Battery, TimeWentBackwards
 from simulator.device.profile import ConnectionMode, Profile
 from simulator.protocol import CLICK_QOS, Click, ClickType, encode_click
 
@@ -331,7 +331,7 @@ class Firmware:
     def _run(self, now: float, step: Callable[[], None], *, press: bool = False) -> list[Event]:
         """Account for the time passed, then apply one input; a dead device ignores all."""
         if self._now is not None and now < self._now:
-            raise ValueError(f"time went backwards: {now} is before {self._now}")
+            raise TimeWentBackwards(f"time went backwards: {now} is before {self._now}")
         self._now = now
         self.battery.elapse(now, connected=self._link in (LinkState.ONLINE, LinkState.PUBLISHING))
         self._die_if_exhausted(now)
@@ -448,6 +448,7 @@ class Firmware:
         self._attempt += 1
         self.counters.connect_attempts += 1
         self._link_deadline = None
+        self._led_deadline = None  # a green or red LED still timing out gives way
         self._show(Led.CONNECTING)
         self._emit(ConnectRequested(attempt=self._attempt))
         return LinkState.CONNECTING
@@ -462,6 +463,8 @@ class Firmware:
     def _on_connected(self, now: float) -> LinkState:
         self.battery.spend(Action.HANDSHAKE)
         self._attempt = 0
+        if not self._queue:
+            self._show(Led.OFF)  # a persistent device online with nothing to say
         return self._send_next(now)
 
     def _publish_now(self, now: float) -> LinkState:
@@ -473,7 +476,6 @@ class Firmware:
             self._emit(self._queue[0])
             return LinkState.PUBLISHING
         if self._persistent:
-            self._show(Led.OFF)
             return LinkState.ONLINE
         self._emit(DisconnectRequested())
         return LinkState.ASLEEP

@@ -306,7 +306,7 @@ class _Reader:
         self, table: str, key: str, *, pattern: re.Pattern[str] | None = None, hint: str = ""
     ) -> str:
         found: str = self.value(table, key, str)
-        if pattern is not None and not pattern.match(found):
+        if pattern is not None and not pattern.fullmatch(found):
             self.fail(table, key, f"{found!r} is not allowed ({hint})")
         if not found.strip():
             self.fail(table, key, "must not be empty")
@@ -362,7 +362,7 @@ class _Reader:
         in_table = header is None
         table_line = 1
         for number, line in enumerate(self._lines, start=1):
-            if re.match(r"^\s*\[", line):
+            if _TABLE_HEADER.match(line):
                 in_table = header is not None and bool(header.match(line))
                 if in_table:
                     table_line = number
@@ -373,6 +373,8 @@ class _Reader:
 
 
 _MISSING: Final = object()
+_TABLE_HEADER: Final = re.compile(r"^\s*\[{1,2}\s*[A-Za-z0-9_.\"' -]+\s*\]{1,2}\s*(#.*)?$")
+"""A ``[table]`` line, not a line of a multi-line array such as ``[5, 1200],``."""
 _Choice = TypeVar("_Choice", bound=enum.StrEnum)
 
 

@@ -1,0 +1,30 @@
+"""What every command group shares: the input errors and how they end a command."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import click
+
+from simulator.device.fleet import FleetError
+from simulator.device.identity import IdentityError
+from simulator.device.profile import ProfileError
+from simulator.protocol import ProtocolError
+from simulator.workspace import WorkspaceError
+
+INPUT_ERRORS: Final = (ProfileError, FleetError, IdentityError, ProtocolError, WorkspaceError)
+"""Errors that mean the user's input is wrong: exit 2 with the message, no traceback."""
+
+
+class InputError(click.ClickException):
+    exit_code = 2
+
+
+CA_DIR_OPTION: Final = click.option(
+    "--ca-dir",
+    type=click.Path(file_okay=False, path_type=str),
+    default="certs",
+    show_default=True,
+    envvar="CLICKSIM_CA_DIR",
+    help="The CA folder (made by 'clicksim ca init'). Env: CLICKSIM_CA_DIR.",
+)
