@@ -1,0 +1,1 @@
+"""The embedded MQTT broker: mutual TLS, client id = certificate CN, topic ACL."""
