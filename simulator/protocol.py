@@ -53,18 +53,33 @@ _VOLTAGE = re.compile(r"^(?P<mv>\d{1,5})mV$")
 CERTIFICATE_ID: Final = re.compile(r"^[0-9a-f]{64}$")
 
 
-def click_topic(payload_format: PayloadFormat, device_id: str) -> str:
-    """The topic a device publishes its clicks to."""
+def _topic_safe(device_id: str) -> str:
     if not device_id or any(c in device_id for c in "/+#"):
         raise ProtocolError(f"device id {device_id!r} cannot be used in a topic")
+    return device_id
+
+
+def click_topic(payload_format: PayloadFormat, device_id: str) -> str:
+    """The topic a device publishes its clicks to."""
+    _topic_safe(device_id)
     if payload_format is PayloadFormat.IOTBUTTON:
         return f"iotbutton/{device_id}"
     return f"oneclick/devices/{device_id}/events"
 
 
+def status_topic(device_id: str) -> str:
+    """Where a persistent device's last will says it went offline (never a click)."""
+    return f"oneclick/devices/{_topic_safe(device_id)}/status"
+
+
+OFFLINE_STATUS: Final = b'{"state":"offline"}'
+"""The last will of a persistent device."""
+
+
 def device_topic_patterns(device_id: str) -> tuple[str, ...]:
     """The topics one device may publish to: what a broker's ACL grants it."""
-    return tuple(click_topic(fmt, device_id) for fmt in PayloadFormat)
+    clicks = tuple(click_topic(fmt, device_id) for fmt in PayloadFormat)
+    return (*clicks, status_topic(device_id))
 
 
 def parse_topic(topic: str) -> tuple[PayloadFormat, str]:

@@ -196,3 +196,14 @@ def _staging(parent: Path, name: str) -> Iterator[Path]:
         raise WorkspaceError(f"{exc.filename or parent}: cannot write: {exc.strerror}") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def save_manifest(path: Path, manifest: Manifest) -> None:
+    """Replace a manifest in one rename: a crash leaves the old one or the new one."""
+    staged = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    try:
+        staged.write_text(manifest.to_json())
+        staged.replace(path)
+    except OSError as exc:
+        staged.unlink(missing_ok=True)
+        raise WorkspaceError(f"{path}: cannot save the fleet's progress: {exc.strerror}") from None

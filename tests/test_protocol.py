@@ -171,7 +171,11 @@ def test_click_refuses_bad_fields(overrides: dict[str, Any]) -> None:
 def test_click_topic_per_format() -> None:
     assert click_topic(PayloadFormat.IOTBUTTON, "X1") == "iotbutton/X1"
     assert click_topic(PayloadFormat.ONECLICK, "X1") == "oneclick/devices/X1/events"
-    assert device_topic_patterns("X1") == ("iotbutton/X1", "oneclick/devices/X1/events")
+    assert device_topic_patterns("X1") == (
+        "iotbutton/X1",
+        "oneclick/devices/X1/events",
+        "oneclick/devices/X1/status",
+    )
 
 
 @pytest.mark.parametrize("device_id", ["", "a/b", "+", "#", "x+"])

@@ -7,12 +7,22 @@ from typing import Final
 import click
 
 from simulator.device.fleet import FleetError
+from simulator.device.gestures import GestureError
 from simulator.device.identity import IdentityError
 from simulator.device.profile import ProfileError
 from simulator.protocol import ProtocolError
+from simulator.runtime.connection import BrokerUrlError
 from simulator.workspace import WorkspaceError
 
-INPUT_ERRORS: Final = (ProfileError, FleetError, IdentityError, ProtocolError, WorkspaceError)
+INPUT_ERRORS: Final = (
+    BrokerUrlError,
+    FleetError,
+    GestureError,
+    IdentityError,
+    ProfileError,
+    ProtocolError,
+    WorkspaceError,
+)
 """Errors that mean the user's input is wrong: exit 2 with the message, no traceback."""
 
 

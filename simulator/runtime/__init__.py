@@ -1,0 +1,1 @@
+"""Asyncio drivers that run the pure device core against real brokers."""

@@ -1,0 +1,262 @@
+"""A virtual button on a real broker: the pure firmware, driven in real time.
+
+The driver is thin on purpose. It owns a clock, one queue of inputs and the MQTT
+client (aiomqtt over paho-mqtt); the firmware decides everything else. Every input,
+from the finger, the clock or the network, goes through the one queue, so the
+firmware sees them one at a time and in order, as the single-threaded real one does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Final
+
+import aiomqtt
+
+from simulator.device.firmware import (
+    ButtonState,
+    ConnectFailure,
+    ConnectRequested,
+    DisconnectRequested,
+    Event,
+    Firmware,
+    LinkState,
+    PoweredOff,
+    PublishRequested,
+)
+from simulator.device.profile import ConnectionMode, MqttVersion
+from simulator.protocol import OFFLINE_STATUS, status_topic
+from simulator.runtime.connection import BrokerAddress
+
+_FORBIDDEN_CODES: Final = frozenset({4, 5, 0x86, 0x87, 0x8C})
+"""CONNACK codes for bad credentials or not authorised (3.1.1 and 5)."""
+
+Input = Callable[[float], list[Event]]
+
+
+class VirtualButton:
+    """Drive one firmware against a broker; use as an async context manager."""
+
+    def __init__(
+        self,
+        firmware: Firmware,
+        *,
+        broker: BrokerAddress,
+        tls_context: ssl.SSLContext | None,
+        clock: Callable[[], float] = time.time,
+        on_event: Callable[[Event], None] | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.firmware = firmware
+        self._broker = broker
+        self._tls_context = tls_context
+        self._clock = clock
+        self._on_event = on_event
+        self._connect_timeout = connect_timeout
+        self._inputs: asyncio.Queue[Input] = asyncio.Queue()
+        self._client: aiomqtt.Client | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._driver: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._button_idle = asyncio.Event()
+
+    async def __aenter__(self) -> VirtualButton:
+        self._driver = asyncio.create_task(self._drive(), name=f"button-{self.firmware.device_id}")
+        self._feed(self.firmware.power_on)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for task in (*self._tasks, self._driver):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._driver is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._driver
+        await self._close_client()
+
+    async def perform(self, durations: Sequence[int]) -> None:
+        """Press and release in real time (press, gap, press... in milliseconds).
+
+        Returns once the firmware has made up its mind about the gesture, so that the
+        next gesture is a new click rather than the second half of a DOUBLE.
+        """
+        for index, duration in enumerate(durations):
+            self._feed(self.firmware.press if index % 2 == 0 else self.firmware.release)
+            await asyncio.sleep(duration / 1000)
+        self._feed(self.firmware.release if len(durations) % 2 else self.firmware.press)
+        await self._button_idle.wait()
+
+    async def settle(self, timeout: float) -> None:
+        """Wait until the device has nothing left to do, its LED back off included.
+
+        A failure inside the driver (a firmware that refuses an input) is raised here.
+        """
+        assert self._driver is not None, "settle() outside 'async with'"
+        waiter = asyncio.create_task(self._wait_idle())
+        done, _ = await asyncio.wait(
+            {waiter, self._driver}, timeout=timeout, return_when="FIRST_COMPLETED"
+        )
+        if self._driver in done:
+            waiter.cancel()
+            self._driver.result()
+        if waiter not in done:
+            waiter.cancel()
+            raise TimeoutError(f"{self.firmware.device_id} still busy after {timeout:g} s")
+
+    # --- the driver loop ----------------------------------------------------------
+
+    def _feed(self, step: Input) -> None:
+        self._idle.clear()
+        self._button_idle.clear()
+        self._inputs.put_nowait(step)
+
+    async def _drive(self) -> None:
+        while True:
+            deadline = self.firmware.next_deadline()
+            step: Input
+            if deadline is None:
+                step = await self._inputs.get()
+            else:
+                try:
+                    step = await asyncio.wait_for(
+                        self._inputs.get(), max(deadline - self._clock(), 0.0)
+                    )
+                except TimeoutError:
+                    step = self.firmware.timer
+            for event in step(self._clock()):
+                self._act(event)
+            if self._inputs.empty() and self.firmware.button_state is ButtonState.IDLE:
+                self._button_idle.set()
+            if self._inputs.empty() and not self._tasks and self._is_quiet():
+                self._idle.set()
+
+    def _is_quiet(self) -> bool:
+        fw = self.firmware
+        return (
+            fw.next_deadline() is None
+            and fw.button_state is ButtonState.IDLE
+            and fw.link_state
+            in (
+                LinkState.ASLEEP,
+                LinkState.ONLINE,
+                LinkState.DEAD,
+            )
+        )
+
+    async def _wait_idle(self) -> None:
+        while True:
+            await self._idle.wait()
+            if self._inputs.empty() and not self._tasks and self._is_quiet():
+                return
+            self._idle.clear()
+
+    def _act(self, event: Event) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
+        if isinstance(event, ConnectRequested):
+            self._spawn(self._connect())
+        elif isinstance(event, PublishRequested):
+            self._spawn(self._publish(event))
+        elif isinstance(event, DisconnectRequested | PoweredOff):
+            self._spawn(self._close_client())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._tasks.discard(done)
+            if not done.cancelled() and done.exception() is None:
+                self._feed(lambda now: [])  # wake the loop to notice idleness
+
+        task.add_done_callback(finished)
+
+    # --- network work, each ending in one input to the firmware --------------------
+
+    async def _connect(self) -> None:
+        await self._close_client()
+        profile = self.firmware.profile
+        persistent = profile.connection is ConnectionMode.PERSISTENT
+        device_id = self.firmware.device_id
+        client = aiomqtt.Client(
+            self._broker.host,
+            self._broker.port,
+            identifier=device_id,
+            username=self._broker.username,
+            password=self._broker.password,
+            tls_context=self._tls_context,
+            protocol=(
+                aiomqtt.ProtocolVersion.V5
+                if profile.mqtt.version is MqttVersion.V5
+                else aiomqtt.ProtocolVersion.V311
+            ),
+            keepalive=profile.mqtt.keepalive_s,
+            clean_session=None if profile.mqtt.version is MqttVersion.V5 else True,
+            will=aiomqtt.Will(status_topic(device_id), OFFLINE_STATUS, qos=1)
+            if persistent
+            else None,
+            timeout=self._connect_timeout,
+        )
+        try:
+            await client.__aenter__()
+        except aiomqtt.MqttError as exc:
+            failure = classify_connect_error(exc)
+            self._feed(lambda now: self.firmware.connect_failed(now, failure))
+            return
+        self._client = client
+        if persistent:
+            self._spawn(self._watch(client))
+        self._feed(self.firmware.connected)
+
+    async def _watch(self, client: aiomqtt.Client) -> None:
+        """A persistent connection: notice when the broker goes away."""
+        with contextlib.suppress(aiomqtt.MqttError):
+            async for _ in client.messages:
+                pass
+        if self._client is client:
+            self._client = None
+            self._feed(self.firmware.connection_lost)
+
+    async def _publish(self, request: PublishRequested) -> None:
+        client = self._client
+        seq = request.click.seq
+        try:
+            if client is None:
+                raise aiomqtt.MqttError("not connected")
+            await client.publish(
+                request.topic, request.payload, qos=request.qos, timeout=self._connect_timeout
+            )
+        except aiomqtt.MqttError:
+            await self._close_client()
+            self._feed(self.firmware.connection_lost)
+            return
+        self._feed(lambda now: self.firmware.published(now, seq))
+
+    async def _close_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(aiomqtt.MqttError, OSError, asyncio.CancelledError):
+                await client.__aexit__(None, None, None)
+
+
+def classify_connect_error(exc: aiomqtt.MqttError) -> ConnectFailure:
+    """Which LED a failed connect shows: aiomqtt keeps the cause as ``__context__``."""
+    if isinstance(exc, aiomqtt.MqttCodeError) and _code(exc.rc) in _FORBIDDEN_CODES:
+        return ConnectFailure.FORBIDDEN
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, socket.gaierror):
+        return ConnectFailure.DNS
+    if isinstance(cause, ssl.SSLError | ConnectionResetError):
+        return ConnectFailure.TLS
+    return ConnectFailure.IOT_CONNECT
+
+
+def _code(rc: object) -> int:
+    value = getattr(rc, "value", rc)
+    return value if isinstance(value, int) else -1

@@ -1,0 +1,49 @@
+"""The command line's tests run in a fresh working folder, with a copy of the session CA."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from simulator.cli import main
+from simulator.workspace import CaFolder
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path) -> Iterator[Path]:
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.fixture
+def ca_dir(in_tmp: Path, ca_folder: CaFolder) -> Path:
+    """A private copy of the session CA in the working folder, as ./certs."""
+    shutil.copytree(ca_folder.path, in_tmp / "certs")
+    return in_tmp / "certs"
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def assert_input_error(result: Result, *fragments: str) -> None:
+    """Exit 2, one line on stderr naming the problem, no traceback."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob(".*"))
