@@ -75,6 +75,9 @@ def status_topic(device_id: str) -> str:
 OFFLINE_STATUS: Final = b'{"state":"offline"}'
 """The last will of a persistent device."""
 
+STATUS_SUBSCRIPTION: Final = "oneclick/devices/+/status"
+"""The topic filter for every device's status (last will)."""
+
 
 def device_topic_patterns(device_id: str) -> tuple[str, ...]:
     """The topics one device may publish to: what a broker's ACL grants it."""

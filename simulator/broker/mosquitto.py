@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simulator.device.identity import BACKEND_CLIENT_CN
-from simulator.protocol import BACKEND_SUBSCRIPTIONS, device_topic_patterns
+from simulator.protocol import BACKEND_SUBSCRIPTIONS, STATUS_SUBSCRIPTION, device_topic_patterns
 
 _PLACEHOLDER = "DEVICE-ID-PLACEHOLDER"
 
@@ -35,7 +35,7 @@ def acl_text() -> str:
         lines.append(f"pattern write {topic.replace(_PLACEHOLDER, '%u')}")
     lines += ["", f"user {BACKEND_CLIENT_CN}"]
     lines += [f"topic read {topic}" for topic in BACKEND_SUBSCRIPTIONS]
-    lines.append("topic read oneclick/devices/+/status")
+    lines.append(f"topic read {STATUS_SUBSCRIPTION}")
     return "\n".join(lines) + "\n"
 
 

@@ -62,6 +62,8 @@ class VirtualButton:
         self._client: aiomqtt.Client | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._driver: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        """Reads a persistent connection to notice its loss; not work the device waits on."""
         self._idle = asyncio.Event()
         self._button_idle = asyncio.Event()
 
@@ -71,10 +73,11 @@ class VirtualButton:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        for task in (*self._tasks, self._driver):
+        for task in (*self._tasks, self._driver, self._watcher):
             if task is not None:
                 task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        watcher = [self._watcher] if self._watcher is not None else []
+        await asyncio.gather(*self._tasks, *watcher, return_exceptions=True)
         if self._driver is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._driver
@@ -163,8 +166,10 @@ class VirtualButton:
             self._spawn(self._connect())
         elif isinstance(event, PublishRequested):
             self._spawn(self._publish(event))
-        elif isinstance(event, DisconnectRequested | PoweredOff):
+        elif isinstance(event, DisconnectRequested):
             self._spawn(self._close_client())
+        elif isinstance(event, PoweredOff):
+            self._spawn(self._drop_client())
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -211,7 +216,7 @@ class VirtualButton:
             return
         self._client = client
         if persistent:
-            self._spawn(self._watch(client))
+            self._watcher = asyncio.create_task(self._watch(client))
         self._feed(self.firmware.connected)
 
     async def _watch(self, client: aiomqtt.Client) -> None:
@@ -237,6 +242,17 @@ class VirtualButton:
             self._feed(self.firmware.connection_lost)
             return
         self._feed(lambda now: self.firmware.published(now, seq))
+
+    async def _drop_client(self) -> None:
+        """Power gone: the link dies without a DISCONNECT, so the broker sends the will."""
+        client = self._client
+        if client is not None:
+            # aiomqtt has no public way to abort; paho's socket() is public on its client.
+            link = client._client.socket()
+            if isinstance(link, socket.socket):
+                with contextlib.suppress(OSError):
+                    link.shutdown(socket.SHUT_RDWR)
+        await self._close_client()
 
     async def _close_client(self) -> None:
         client, self._client = self._client, None

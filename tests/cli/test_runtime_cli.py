@@ -133,3 +133,32 @@ def test_broker_serve_takes_clicks(fleet_file: Path, in_tmp: Path) -> None:
 
 def test_broker_serve_refuses_a_missing_ca(in_tmp: Path) -> None:
     assert_input_error(run("broker", "serve", "--port", "0"), "ca.crt", "clicksim ca init")
+
+
+def test_fleet_run_delivers_every_click_and_saves_seq(fleet_file: Path, mosquitto: str) -> None:
+    args = ("--broker", mosquitto, "--duration", "1.5", "--rate", "8", "--seed", "t")
+    result = run("fleet", "run", "--fleet", str(fleet_file), *args)
+    assert result.exit_code == 0, result.output
+    summary = next(line for line in result.output.splitlines() if line.startswith("summary:"))
+    match = re.search(r"clicks (\d+), acked (\d+), queued 0, dropped 0", summary)
+    assert match, summary
+    clicks, acked = int(match[1]), int(match[2])
+    assert clicks == acked > 0
+    devices = json.loads(fleet_file.read_text())["devices"]
+    assert sum(device["seq"] for device in devices) == clicks
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (("--broker", "mqtts://h:1", "--duration", "0"), ("--duration", "0")),
+        (("--broker", "mqtts://h:1", "--rate", "-1"), ("--rate", "-1")),
+        (("--broker", "ftp://h"), ("--broker",)),
+    ],
+)
+def test_fleet_run_refuses_bad_input(
+    fleet_file: Path, args: tuple[str, ...], fragments: tuple[str, ...]
+) -> None:
+    before = fleet_file.read_text()
+    assert_input_error(run("fleet", "run", "--fleet", str(fleet_file), *args), *fragments)
+    assert fleet_file.read_text() == before

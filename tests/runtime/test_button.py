@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import random
 import ssl
+import time
 from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from simulator.device.battery import Battery, BatteryState
 from simulator.device.firmware import (
+    DisconnectRequested,
     DropReason,
     Event,
     Firmware,
@@ -26,12 +28,23 @@ from simulator.device.firmware import (
 )
 from simulator.device.gestures import press_timings
 from simulator.device.identity import BACKEND_CLIENT_CN, CertificateAuthority, Validity
-from simulator.protocol import BACKEND_SUBSCRIPTIONS, ClickType, click_topic, decode_click
+from simulator.device.profile import MqttVersion
+from simulator.protocol import (
+    BACKEND_SUBSCRIPTIONS,
+    OFFLINE_STATUS,
+    STATUS_SUBSCRIPTION,
+    ClickType,
+    click_topic,
+    decode_click,
+    status_topic,
+)
+from simulator.resources import load_profile
 from simulator.runtime.button import VirtualButton
 from simulator.runtime.connection import BrokerAddress, client_tls_context
 from simulator.runtime.fleet import Fleet, FleetDevice
 from simulator.workspace import CaFolder
 from tests.runtime.conftest import BrokerFactory
+from tests.support import Mosquitto, require_mosquitto
 
 
 def run(coroutine: Coroutine[Any, Any, None]) -> None:
@@ -45,7 +58,10 @@ def backend_tls(ca_folder: CaFolder) -> ssl.SSLContext:
 
 @contextlib.asynccontextmanager
 async def backend(
-    address: BrokerAddress, ca_folder: CaFolder, received: list[aiomqtt.Message]
+    address: BrokerAddress,
+    ca_folder: CaFolder,
+    received: list[aiomqtt.Message],
+    topics: tuple[str, ...] = BACKEND_SUBSCRIPTIONS,
 ) -> AsyncIterator[None]:
     """The backend identity, subscribed to every device topic, collecting messages."""
     async with aiomqtt.Client(
@@ -55,7 +71,7 @@ async def backend(
         tls_context=backend_tls(ca_folder),
         timeout=10,
     ) as client:
-        for topic in BACKEND_SUBSCRIPTIONS:
+        for topic in topics:
             await client.subscribe(topic, qos=1)
 
         async def collect() -> None:
@@ -295,3 +311,85 @@ def test_long_press_costs_more_than_single_on_a_real_broker(
 
     run(scenario())
     assert used[ClickType.LONG] > used[ClickType.SINGLE]
+
+
+def persistent_firmware(device: FleetDevice, version: MqttVersion = MqttVersion.V311) -> Firmware:
+    """A fleet device's identity in the persistent profile (which stays connected)."""
+    base = load_profile("clicksim-persistent-button")
+    profile = dataclasses.replace(base, mqtt=dataclasses.replace(base.mqtt, version=version))
+    return Firmware(
+        profile,
+        device_id=device.record.device_id,
+        certificate_id=device.record.certificate_id,
+        battery=Battery(profile.battery, profile.plan, BatteryState()),
+        rng=random.Random(3),
+    )
+
+
+def test_persistent_device_stays_online_and_its_will_fires_when_it_dies(
+    start_broker: BrokerFactory, fleet: Fleet, ca_folder: CaFolder
+) -> None:
+    device = fleet.devices[2]
+    firmware = persistent_firmware(device)
+    received: list[aiomqtt.Message] = []
+    events: list[Event] = []
+    skipped_days = [0.0]
+
+    def clock() -> float:
+        return time.time() + skipped_days[0] * 86_400
+
+    topics = (*BACKEND_SUBSCRIPTIONS, STATUS_SUBSCRIPTION)
+    single = press_timings(ClickType.SINGLE, firmware.profile.timings)
+
+    async def scenario() -> None:
+        async with (
+            start_broker(0) as address,
+            backend(address, ca_folder, received, topics),
+            VirtualButton(
+                firmware,
+                broker=address,
+                tls_context=device.tls_context(),
+                clock=clock,
+                on_event=events.append,
+            ) as vb,
+        ):
+            await until(lambda: firmware.link_state is LinkState.ONLINE)
+            await vb.perform(single)
+            await until(lambda: len(received) == 1)
+            await vb.settle(timeout=5)
+            assert firmware.link_state is LinkState.ONLINE  # no disconnect after a click
+            skipped_days[0] = 400  # connected that long, the cell is flat
+            await vb.perform(single)
+            await until(lambda: len(received) == 2)
+
+    run(scenario())
+    assert str(received[1].topic) == status_topic(device.record.device_id)
+    assert received[1].payload == OFFLINE_STATUS
+    assert firmware.dead
+    assert not any(isinstance(e, DisconnectRequested) for e in events)
+
+
+def test_mqtt5_device_on_mosquitto(fleet: Fleet, ca_folder: CaFolder, tmp_path: Path) -> None:
+    broker = Mosquitto(require_mosquitto(), ca_dir=ca_folder.path, work_dir=tmp_path)
+    device = fleet.devices[2]
+    firmware = persistent_firmware(device, MqttVersion.V5)
+    received: list[aiomqtt.Message] = []
+    address = BrokerAddress(host="127.0.0.1", port=broker.port, tls=True)
+
+    async def scenario() -> None:
+        async with (
+            backend(address, ca_folder, received),
+            VirtualButton(firmware, broker=address, tls_context=device.tls_context()) as vb,
+        ):
+            await vb.perform(press_timings(ClickType.DOUBLE, firmware.profile.timings))
+            await until(lambda: len(received) == 1)
+
+    broker.start()
+    try:
+        run(scenario())
+    finally:
+        broker.stop()
+    assert (
+        decode_click(str(received[0].topic), bytes(received[0].payload)).click_type
+        is ClickType.DOUBLE
+    )
