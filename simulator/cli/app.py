@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
 
 import click
@@ -37,4 +38,21 @@ CA_DIR_OPTION: Final = click.option(
     show_default=True,
     envvar="CLICKSIM_CA_DIR",
     help="The CA folder (made by 'clicksim ca init'). Env: CLICKSIM_CA_DIR.",
+)
+
+FLEET_OPTION: Final = click.option(
+    "--fleet",
+    "fleet_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="certs/fleet.json",
+    show_default=True,
+    help="The fleet manifest (made by 'clicksim fleet create').",
+)
+
+BROKER_OPTION: Final = click.option(
+    "--broker",
+    required=True,
+    envvar="CLICKSIM_BROKER",
+    help="mqtts://HOST:PORT (device certificates) or mqtt://USER:PASS@HOST:PORT. "
+    "Env: CLICKSIM_BROKER.",
 )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from simulator.cli.app import BROKER_OPTION, FLEET_OPTION
 from simulator.device.firmware import (
     ClickDropped,
     ClickRecognised,
@@ -35,15 +36,8 @@ from simulator.runtime.fleet import Fleet
     help="The click to make (default single).",
 )
 @click.option("--press-ms", help="Raw timings instead: press,gap,press... in ms, e.g. 90,120,90.")
-@click.option("--broker", required=True, envvar="CLICKSIM_BROKER", help="mqtts://HOST:PORT")
-@click.option(
-    "--fleet",
-    "fleet_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default="certs/fleet.json",
-    show_default=True,
-    help="The fleet manifest the device belongs to.",
-)
+@BROKER_OPTION
+@FLEET_OPTION
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True)
 def command(
     device_id: str,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from simulator.cli.app import CA_DIR_OPTION
+from simulator.cli.app import BROKER_OPTION, CA_DIR_OPTION, FLEET_OPTION
 from simulator.resources import load_profile
 from simulator.runtime.connection import parse_broker_url
 from simulator.runtime.fleet import Fleet
@@ -62,14 +62,8 @@ def create(
 
 
 @group.command("run")
-@click.option(
-    "--fleet",
-    "fleet_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default="certs/fleet.json",
-    show_default=True,
-)
-@click.option("--broker", required=True, envvar="CLICKSIM_BROKER", help="mqtts://HOST:PORT")
+@FLEET_OPTION
+@BROKER_OPTION
 @click.option(
     "--duration",
     type=click.FloatRange(min=0.1, max=7 * 86_400),

@@ -12,7 +12,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulator.device.battery import Battery
+from simulator.device.battery import Battery, BatteryState
 from simulator.device.firmware import Firmware
 from simulator.device.fleet import DeviceRecord, Manifest
 from simulator.device.profile import Profile
@@ -34,12 +34,22 @@ class FleetDevice:
             ca_file=self.ca_certificate, certificate=self.certificate, key=self.key
         )
 
-    def firmware(self, *, rng: random.Random) -> Firmware:
+    def firmware(
+        self,
+        *,
+        rng: random.Random,
+        profile: Profile | None = None,
+        battery: BatteryState | None = None,
+    ) -> Firmware:
+        """The device's firmware where the manifest left it (or with another profile)."""
+        profile = profile if profile is not None else self.profile
         return Firmware(
-            self.profile,
+            profile,
             device_id=self.record.device_id,
             certificate_id=self.record.certificate_id,
-            battery=Battery(self.profile.battery, self.profile.plan, self.record.battery),
+            battery=Battery(
+                profile.battery, profile.plan, self.record.battery if battery is None else battery
+            ),
             next_seq=self.record.seq,
             rng=rng,
         )

@@ -16,7 +16,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from simulator.device.battery import Battery, BatteryState
+from simulator.device.battery import BatteryState
 from simulator.device.firmware import (
     DisconnectRequested,
     DropReason,
@@ -221,14 +221,8 @@ def fast(device: FleetDevice, *, used_mah: float = 0.0) -> Firmware:
         timings=dataclasses.replace(device.profile.timings, led_success_ms=0),
         mqtt=dataclasses.replace(device.profile.mqtt, backoff_base_s=0.05, backoff_cap_s=0.2),
     )
-    state = BatteryState(used_mah=used_mah)
-    return Firmware(
-        profile,
-        device_id=device.record.device_id,
-        certificate_id=device.record.certificate_id,
-        battery=Battery(profile.battery, profile.plan, state),
-        next_seq=device.record.seq,
-        rng=random.Random(7),
+    return device.firmware(
+        rng=random.Random(7), profile=profile, battery=BatteryState(used_mah=used_mah)
     )
 
 
@@ -317,13 +311,7 @@ def persistent_firmware(device: FleetDevice, version: MqttVersion = MqttVersion.
     """A fleet device's identity in the persistent profile (which stays connected)."""
     base = load_profile("clicksim-persistent-button")
     profile = dataclasses.replace(base, mqtt=dataclasses.replace(base.mqtt, version=version))
-    return Firmware(
-        profile,
-        device_id=device.record.device_id,
-        certificate_id=device.record.certificate_id,
-        battery=Battery(profile.battery, profile.plan, BatteryState()),
-        rng=random.Random(3),
-    )
+    return device.firmware(rng=random.Random(3), profile=profile, battery=BatteryState())
 
 
 def test_persistent_device_stays_online_and_its_will_fires_when_it_dies(
