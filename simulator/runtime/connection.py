@@ -50,5 +50,25 @@ def parse_broker_url(url: str) -> BrokerAddress:
 def client_tls_context(*, ca_file: Path, certificate: Path, key: Path) -> ssl.SSLContext:
     """Mutual TLS as a button does it: trust the fleet's CA, present the device's cert."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+    # The buttons speak TLS 1.2. It matters here too: under TLS 1.3 a broker refuses a
+    # client certificate only after the client's handshake is done, so the refusal
+    # surfaces as a silent connect timeout instead of a TLS failure (a red-tls LED).
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.sslsocket_class = _ClosingSSLSocket
     context.load_cert_chain(certfile=str(certificate), keyfile=str(key))
     return context
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when its handshake fails.
+
+    paho 2.2 (``Client._ssl_wrap_socket``) drops a socket whose handshake failed
+    without closing it: every refused connection would leak a file descriptor.
+    """
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise

@@ -22,6 +22,7 @@ from simulator.device.firmware import (
     DropReason,
     Event,
     Firmware,
+    Led,
     LedChanged,
     LinkState,
     PublishRequested,
@@ -381,3 +382,28 @@ def test_mqtt5_device_on_mosquitto(fleet: Fleet, ca_folder: CaFolder, tmp_path: 
         decode_click(str(received[0].topic), bytes(received[0].payload)).click_type
         is ClickType.DOUBLE
     )
+
+
+def test_a_refused_certificate_shows_the_tls_led_at_once(
+    start_broker: BrokerFactory, fleet: Fleet, foreign_ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    device = fleet.devices[0]
+    cert, key = _write_identity(tmp_path, foreign_ca, device.record.device_id)
+    context = client_tls_context(ca_file=device.ca_certificate, certificate=cert, key=key)
+    firmware = fast(device)
+    events: list[Event] = []
+
+    async def scenario() -> None:
+        async with (
+            start_broker(0) as address,
+            VirtualButton(
+                firmware, broker=address, tls_context=context, on_event=events.append
+            ) as vb,
+        ):
+            await vb.perform(press_timings(ClickType.SINGLE, firmware.profile.timings))
+            await until(lambda: firmware.counters.connect_failures >= 1, timeout=3)
+
+    run(scenario())
+    leds = [e.led for e in events if isinstance(e, LedChanged)]
+    assert Led.TLS_FAILED in leds
+    assert firmware.counters.published == 0
