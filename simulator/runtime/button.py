@@ -38,6 +38,9 @@ _FORBIDDEN_CODES: Final = frozenset({4, 5, 0x86, 0x87, 0x8C})
 
 Input = Callable[[float], list[Event]]
 
+_RESTING: Final = (LinkState.ASLEEP, LinkState.ONLINE, LinkState.DEAD)
+"""Link states in which a device waits for nothing but a press."""
+
 
 class VirtualButton:
     """Drive one firmware against a broker; use as an async context manager."""
@@ -73,14 +76,10 @@ class VirtualButton:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        for task in (*self._tasks, self._driver, self._watcher):
-            if task is not None:
-                task.cancel()
-        watcher = [self._watcher] if self._watcher is not None else []
-        await asyncio.gather(*self._tasks, *watcher, return_exceptions=True)
-        if self._driver is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._driver
+        background = [t for t in (*self._tasks, self._watcher, self._driver) if t is not None]
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await self._close_client()
 
     async def perform(self, durations: Sequence[int]) -> None:
@@ -144,12 +143,7 @@ class VirtualButton:
         return (
             fw.next_deadline() is None
             and fw.button_state is ButtonState.IDLE
-            and fw.link_state
-            in (
-                LinkState.ASLEEP,
-                LinkState.ONLINE,
-                LinkState.DEAD,
-            )
+            and fw.link_state in _RESTING
         )
 
     async def _wait_idle(self) -> None:
