@@ -1,0 +1,1 @@
+"""The reference backend of the AWS IoT 1-Click Devices API, as pure models first."""
