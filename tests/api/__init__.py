@@ -1,0 +1,1 @@
+"""Request signing against botocore, and the checks the reference backend makes."""
