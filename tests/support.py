@@ -44,35 +44,57 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    """A mosquitto process with clicksim's generated configuration, on a free port."""
+    """A mosquitto process with clicksim's generated configuration, on a free port.
+
+    A port picked free may be taken by the time mosquitto binds it (an outgoing
+    connection can get it as its ephemeral port), and a port just released may not
+    be bindable yet: ``start`` retries, on a new port unless one was asked for.
+    """
 
     def __init__(self, binary: str, *, ca_dir: Path, work_dir: Path, port: int = 0) -> None:
+        self._fixed_port = port != 0
         self.port = port or free_port()
         self._binary = binary
-        self._files = write_mosquitto_config(
-            ca_dir=ca_dir,
-            out_dir=work_dir,
-            host="127.0.0.1",
-            port=self.port,
-            user="root" if os.geteuid() == 0 else None,  # our keys are 0600
-        )
+        self._ca_dir = ca_dir
+        self._work_dir = work_dir
         self._process: subprocess.Popen[bytes] | None = None
         self._log = work_dir / "mosquitto.log"
 
     def start(self) -> None:
-        with self._log.open("ab") as log:
-            self._process = subprocess.Popen(
-                [self._binary, "-c", str(self._files.config)], stdout=log, stderr=log
+        deadline = time.monotonic() + 15
+        while True:
+            files = write_mosquitto_config(
+                ca_dir=self._ca_dir,
+                out_dir=self._work_dir,
+                host="127.0.0.1",
+                port=self.port,
+                user="root" if os.geteuid() == 0 else None,  # our keys are 0600
             )
-        deadline = time.monotonic() + 10
+            offset = self._log.stat().st_size if self._log.exists() else 0
+            with self._log.open("ab") as log:
+                self._process = subprocess.Popen(
+                    [self._binary, "-c", str(files.config)], stdout=log, stderr=log
+                )
+            if self._listening(deadline):
+                return
+            output = self._log.read_bytes()[offset:].decode(errors="replace")
+            if "Address already in use" not in output or time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto did not start on {self.port}: {output}")
+            if not self._fixed_port:
+                self.port = free_port()
+            time.sleep(0.2)
+
+    def _listening(self, deadline: float) -> bool:
+        assert self._process is not None
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self._log.read_text()}")
+                return False
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
+                    return True
             time.sleep(0.02)
-        raise RuntimeError(f"mosquitto did not listen on {self.port}: {self._log.read_text()}")
+        self.stop()
+        return False
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
