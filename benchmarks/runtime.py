@@ -17,7 +17,7 @@ beside its baseline, in the same run, against the same broker.
    Both with the same concurrency (``--concurrency`` devices, each doing ``--clicks``
    clicks one after the other) split over ``--workers`` processes, one event loop each.
    The CPU each side used (the workers, mosquitto) is reported too. Target: b/a >= 0.9.
-2. Persistent connections (profile clicksim-persistent-button, MQTT 5, last will):
+2. Persistent connections (profile clicksim-persistent-button, MQTT as the profile says, last will):
    (a) bare aiomqtt clients connected and idle; (b) VirtualButtons after power_on.
    Ramped in ``--steps`` steps up to ``--persistent`` devices, ``--batch`` connects at
    a time per worker. Memory is the RSS growth of the worker processes (from
@@ -714,7 +714,7 @@ def report_clicks(args: argparse.Namespace, runs: dict[Kind, ClickRun]) -> None:
 def report_persistent(args: argparse.Namespace, ramps: dict[Kind, list[Step]]) -> None:
     print()
     print(
-        f"2. persistent connections ({PERSISTENT_PROFILE}, MQTT 5, mutual TLS), "
+        f"2. persistent connections ({PERSISTENT_PROFILE}, mutual TLS), "
         f"{args.workers} worker process(es), {args.batch} connects at a time per worker"
     )
     print(
