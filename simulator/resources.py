@@ -50,3 +50,8 @@ def load_profile(reference: str) -> Profile:
             f"{path}:1: name {profile.name!r} differs from the file name {path.stem!r}"
         )
     return profile
+
+
+def is_bundled(path: Path) -> bool:
+    """Whether a profile file is one clicksim ships (found again by name anywhere)."""
+    return path.resolve().parent == bundled_dir("profiles").resolve()

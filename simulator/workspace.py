@@ -115,8 +115,13 @@ def create_fleet(
     seed: str,
     claim_code: str | None,
     out: Path,
+    profile_file: Path | None = None,
 ) -> Manifest:
-    """Write a fleet's identities and manifest; refuse to overwrite anything."""
+    """Write a fleet's identities and manifest; refuse to overwrite anything.
+
+    ``profile_file``: where a profile that is not bundled came from, so that the
+    fleet can be run later from its manifest alone.
+    """
     devices_dir = out.with_suffix("")
     for target in (out, devices_dir):
         if target.exists():
@@ -147,6 +152,9 @@ def create_fleet(
             claim_code=code,
             ca_certificate=ca_relative,
             devices=tuple(records),
+            profile_file=(
+                Path(os.path.relpath(profile_file, out.parent)).as_posix() if profile_file else None
+            ),
         )
         manifest_tmp = stage.parent / f".{out.name}.{stage.name}"
         manifest_tmp.write_text(manifest.to_json())

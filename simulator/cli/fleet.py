@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from simulator.cli.app import BROKER_OPTION, CA_DIR_OPTION, FLEET_OPTION
-from simulator.resources import load_profile
+from simulator.resources import is_bundled, load_profile, profile_path
 from simulator.runtime.connection import parse_broker_url
 from simulator.runtime.fleet import Fleet
 from simulator.runtime.swarm import Progress, run_fleet
@@ -45,6 +45,7 @@ def create(
 ) -> None:
     """Create COUNT devices of a profile, each with a certificate signed by the CA."""
     profile = load_profile(profile_ref)
+    source = profile_path(profile_ref)
     seed = seed if seed is not None else new_seed()
     manifest = create_fleet(
         profile,
@@ -53,6 +54,7 @@ def create(
         seed=seed,
         claim_code=claim_code,
         out=out,
+        profile_file=None if is_bundled(source) else source,
     )
     first = manifest.devices[0].device_id
     click.echo(

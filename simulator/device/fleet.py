@@ -115,6 +115,8 @@ class Manifest:
     ca_certificate: str
     """Path of the CA certificate that signed the devices, relative to the manifest."""
     devices: tuple[DeviceRecord, ...]
+    profile_file: str | None = None
+    """Path of the profile's TOML, relative to the manifest, when it is not a bundled one."""
 
     def to_json(self) -> str:
         document = {
@@ -123,6 +125,7 @@ class Manifest:
             "seed": self.seed,
             "claimCode": self.claim_code,
             "caCertificate": self.ca_certificate,
+            **({"profileFile": self.profile_file} if self.profile_file else {}),
             "devices": [_record_to_json(record) for record in self.devices],
         }
         return json.dumps(document, indent=1) + "\n"
@@ -150,6 +153,7 @@ class Manifest:
             claim_code=reader.text("claimCode"),
             ca_certificate=reader.text("caCertificate"),
             devices=devices,
+            profile_file=reader.optional("profileFile", str),
         )
 
 

@@ -65,6 +65,8 @@ class Fleet:
     def open(cls, path: Path) -> Fleet:
         manifest = read_manifest(path)
         profiles: dict[str, Profile] = {}
+        if manifest.profile_file is not None:
+            profiles[manifest.profile] = load_profile(str(path.parent / manifest.profile_file))
         devices = []
         for record in manifest.devices:
             if record.profile not in profiles:

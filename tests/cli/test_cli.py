@@ -11,6 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from simulator.runtime.fleet import Fleet
 from tests.cli.conftest import assert_input_error, leftovers, run
 from tests.support import PROFILES
 
@@ -100,6 +101,14 @@ def test_fleet_create_accepts_a_profile_file(ca_dir: Path) -> None:
     assert run("fleet", "create", "--profile", str(custom), "--count", "1").exit_code == 0
     manifest = json.loads((ca_dir / "fleet.json").read_text())
     assert manifest["devices"][0]["profile"] == "my-button"
+    assert manifest["profileFile"] == "../my-button.toml"
+    # The fleet runs from its manifest alone, the custom profile found again.
+    assert Fleet.open(ca_dir / "fleet.json").devices[0].profile.name == "my-button"
+
+
+def test_a_bundled_profile_is_recorded_by_name_only(ca_dir: Path) -> None:
+    assert run("fleet", "create", "--profile", "aws-iot-button-gen2", "--count", "1").exit_code == 0
+    assert "profileFile" not in json.loads((ca_dir / "fleet.json").read_text())
 
 
 @pytest.mark.parametrize(
