@@ -21,18 +21,29 @@ reads the CONNECT to check the client id against the certificate *before* amqtt 
 the connection. That matters: amqtt deletes (clean session) or takes over (persistent
 session) an existing session of the same client id before it asks its auth plugins,
 so an impostor refused by a plugin alone would still knock the real device off. The
-accepted connection is then handed to ``Broker.external_connected`` with the CONNECT
-replayed. Two amqtt plugins complete it: ``_CertificateAuthPlugin`` (amqtt requires
-an auth plugin to accept anyone; it checks the CN against the client id again, from
+accepted connection is then handed to ``Broker.external_connected``, but amqtt does
+not read the socket: a task of this module does, one whole packet at a time, and
+feeds amqtt (the CONNECT first) through a bounded queue, ``_PacketFeed``. Two amqtt
+plugins complete it: ``_CertificateAuthPlugin`` (amqtt requires an auth plugin to
+accept anyone; it checks the CN against the client id again, from
 ``Session.ssl_object``) and ``_TopicAclPlugin`` (the topic ACL above).
 
 Refusals are logged on ``clicksim.broker``, one line each, and counted on the broker
 object; amqtt's own loggers are set to WARNING unless the application configured them.
 
-QoS 1 caveat (amqtt 0.12, ``ProtocolHandler._handle_qos1_message_flow``): the broker
-sends a publisher's PUBACK as soon as the message is queued on the session, before
-the ACL or any subscriber has seen it. A PUBACK therefore means "the broker read it",
-not "the backend got it", and a refused QoS 1 publish is acknowledged all the same.
+QoS 1 and the publish hook: amqtt 0.12 (``ProtocolHandler._handle_qos1_message_flow``)
+sends a publisher's PUBACK as soon as it has read the PUBLISH, before its ACL or any
+subscriber has seen it. So ``on_publish`` (``simulator.broker.hook``) is awaited by
+that reading task, for every PUBLISH the topic ACL allows, *before* the packet is fed
+to amqtt: amqtt cannot acknowledge what it has not read. With a hook, a PUBACK means
+"the hook returned" (the backend committed it). If the hook raises, that PUBLISH and
+everything after it on the connection is never fed to amqtt: no PUBACK, amqtt sees
+the end of the stream and closes the connection (one line on ``clicksim.broker``),
+and the device sends it again after reconnecting. One client's packets wait while its
+hook runs; different clients' hooks run concurrently. Without a hook, a PUBACK means
+only "the broker read it". Either way a refused QoS 1 publish is acknowledged by
+amqtt all the same (and dropped), and a will message, which amqtt publishes itself,
+never goes through the hook.
 """
 
 from __future__ import annotations
@@ -58,6 +69,7 @@ from amqtt.session import Session
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from simulator.broker.hook import Publish, PublishHook
 from simulator.device.identity import BACKEND_CLIENT_CN
 from simulator.protocol import BACKEND_SUBSCRIPTIONS, ProtocolError, device_topic_patterns
 from simulator.workspace import DEFAULT_CA_DIR
@@ -83,6 +95,9 @@ _MAX_CONNECT_BYTES: Final = 64 * 1024
 """A larger CONNECT (only a will message or a password could make it so) is refused."""
 _MQTT_311: Final = 4
 _CONNECT_PACKET_TYPE: Final = 1
+_PUBLISH_PACKET_TYPE: Final = 3
+_FEED_DEPTH: Final = 16
+"""Packets read ahead of amqtt per connection, at most."""
 _LISTENER: Final = "default"
 _CN_ATTRIBUTE: Final = "clicksim.common_name"
 """``Session.attributes`` key under which the auth plugin leaves the verified CN."""
@@ -272,24 +287,40 @@ class _TopicAclPlugin(BaseTopicPlugin):
 # ---------------------------------------------------------------------- transport
 
 
-class _ReplayReader(ReaderAdapter):
-    """Reads ``prefix`` first, then the stream: hands amqtt the CONNECT read already."""
+class _PacketFeed(ReaderAdapter):
+    """amqtt's side of a connection: whole packets that the listener let through.
 
-    def __init__(self, prefix: bytes, reader: asyncio.StreamReader) -> None:
-        self._prefix = prefix
-        self._reader = reader
+    A bounded queue, so a client that sends faster than amqtt reads is slowed down by
+    TCP, as it would be if amqtt read the socket itself. Reads are cancellation-safe
+    (amqtt cancels a pending read when a keep-alive period passes in silence).
+    """
+
+    def __init__(self, connect: bytes) -> None:
+        self._buffer = bytearray(connect)
+        self._packets: asyncio.Queue[bytes] = asyncio.Queue(maxsize=_FEED_DEPTH)
+        self._ended = False
+
+    async def put(self, packet: bytes) -> None:
+        await self._packets.put(packet)
 
     async def read(self, n: int = -1) -> bytes:
-        if n < 0:
-            head, self._prefix = self._prefix, b""
-            return head + await self._reader.read(-1)
-        head, self._prefix = self._prefix[:n], self._prefix[n:]
-        if len(head) == n:
-            return head
-        return head + await self._reader.readexactly(n - len(head))
+        while n < 0 or len(self._buffer) < n:
+            if self._ended and self._packets.empty():
+                break
+            packet = await self._packets.get()
+            if not packet:  # the end marker
+                break
+            self._buffer += packet
+        size = len(self._buffer) if n < 0 else min(n, len(self._buffer))
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
 
     def feed_eof(self) -> None:
-        self._reader.feed_eof()
+        """No more packets: amqtt reads those queued, then the end of the stream."""
+        self._ended = True
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue is read to its end
+            self._packets.put_nowait(b"")
 
 
 class _Refused(Exception):
@@ -301,11 +332,14 @@ class _Refused(Exception):
         self.connack = connack
 
 
-async def _read_connect(reader: asyncio.StreamReader) -> bytes:
-    """The raw bytes of the first packet, which must be a CONNECT of sane size."""
-    first = await reader.readexactly(1)
-    if first[0] >> 4 != _CONNECT_PACKET_TYPE:
-        raise _Refused(f"first packet is of type {first[0] >> 4}, not CONNECT")
+class _Malformed(Exception):
+    """Bytes that are not an MQTT packet: the connection cannot go on."""
+
+
+async def _read_packet(
+    reader: asyncio.StreamReader, first: bytes, *, limit: int | None = None
+) -> bytes:
+    """The raw bytes of the packet whose first byte is ``first`` (``limit``: on its body)."""
     header, length = bytearray(first), 0
     for shift in range(0, 28, 7):
         byte = (await reader.readexactly(1))[0]
@@ -314,10 +348,43 @@ async def _read_connect(reader: asyncio.StreamReader) -> bytes:
         if not byte & 0x80:
             break
     else:
-        raise _Refused("malformed CONNECT (bad remaining length)")
-    if length > _MAX_CONNECT_BYTES:
-        raise _Refused(f"CONNECT of {length} bytes is larger than {_MAX_CONNECT_BYTES}")
+        raise _Malformed("bad remaining length")
+    if limit is not None and length > limit:
+        raise _Malformed(f"{length} bytes, more than {limit}")
     return bytes(header) + await reader.readexactly(length)
+
+
+async def _read_connect(reader: asyncio.StreamReader) -> bytes:
+    """The raw bytes of the first packet, which must be a CONNECT of sane size."""
+    first = await reader.readexactly(1)
+    if first[0] >> 4 != _CONNECT_PACKET_TYPE:
+        raise _Refused(f"first packet is of type {first[0] >> 4}, not CONNECT")
+    try:
+        return await _read_packet(reader, first, limit=_MAX_CONNECT_BYTES)
+    except _Malformed as exc:
+        raise _Refused(f"malformed CONNECT ({exc})") from None
+
+
+def _parse_publish(raw: bytes, client_id: str) -> Publish:
+    """The application message of a raw PUBLISH packet (MQTT 3.1.1, section 3.3)."""
+    qos = (raw[0] >> 1) & 0x03
+    if qos == 3:
+        raise _Malformed("PUBLISH with QoS 3")
+    index = 1
+    while raw[index] & 0x80:  # the remaining length, already checked by _read_packet
+        index += 1
+    index += 1
+    if len(raw) < index + 2:
+        raise _Malformed("PUBLISH without a topic")
+    topic_end = index + 2 + int.from_bytes(raw[index : index + 2], "big")
+    payload_start = topic_end + (2 if qos else 0)
+    if len(raw) < payload_start:
+        raise _Malformed("PUBLISH shorter than its topic and packet id")
+    try:
+        topic = raw[index + 2 : topic_end].decode()
+    except UnicodeDecodeError:
+        raise _Malformed("PUBLISH topic is not UTF-8") from None
+    return Publish(topic=topic, payload=raw[payload_start:], qos=qos, client_id=client_id)
 
 
 async def _parse_connect(raw: bytes) -> ConnectPacket:
@@ -396,7 +463,8 @@ class EmbeddedBroker:
     ``port=0`` picks a free port (if ``host`` resolves to several addresses, each
     gets its own; ``port`` is the first one's). Refused connections, publishes and
     subscriptions are counted in ``refused_connections``, ``refused_publishes`` and
-    ``refused_subscriptions``.
+    ``refused_subscriptions``. ``on_publish`` is awaited for every publish the ACL
+    allows, before the publisher gets its PUBACK (see the module's docstring).
     """
 
     def __init__(
@@ -406,6 +474,7 @@ class EmbeddedBroker:
         port: int = DEFAULT_PORT,
         ca_dir: Path = DEFAULT_CA_DIR,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        on_publish: PublishHook | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be 0..65535, got {port}")
@@ -414,6 +483,7 @@ class EmbeddedBroker:
         self.host = host
         self.ca_dir = ca_dir
         self.connect_timeout = connect_timeout
+        self._on_publish = on_publish
         self._requested_port = port
         self._bound_port: int | None = None
         self._gatekeeper = _Gatekeeper()
@@ -532,7 +602,7 @@ class EmbeddedBroker:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
     ) -> None:
         try:
-            raw_connect = await self._admit(reader, writer)
+            raw_connect, client_id = await self._admit(reader, writer)
         except _Refused as refusal:
             self._gatekeeper.refuse_connection(peer, refusal.reason)
             if refusal.connack is not None and not writer.is_closing():
@@ -550,17 +620,66 @@ class EmbeddedBroker:
         if broker is None:  # stopping
             await _close(writer)
             return
-        replay = _ReplayReader(raw_connect, reader)
+        feed = _PacketFeed(raw_connect)
+        pump = asyncio.create_task(self._pump(reader, feed, client_id))
         try:
-            await broker.external_connected(replay, StreamWriterAdapter(writer), _LISTENER)
+            await broker.external_connected(feed, StreamWriterAdapter(writer), _LISTENER)
         except (AMQTTError, MQTTError, NoDataError, OSError) as exc:
             LOGGER.warning("MQTT session from %s ended with an error: %r", peer, exc)
         finally:
+            pump.cancel()  # amqtt is done with the connection; so is the hook
+            await asyncio.wait([pump])
             if not writer.is_closing():  # amqtt normally closes it itself
                 await _close(writer)
 
-    async def _admit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
-        """TLS handshake and CONNECT check; the raw CONNECT of an admitted client."""
+    async def _pump(self, reader: asyncio.StreamReader, feed: _PacketFeed, client_id: str) -> None:
+        """Pass the client's packets to amqtt, each PUBLISH it may send through the hook first.
+
+        amqtt acknowledges a QoS 1 PUBLISH as soon as it has read it, so the hook runs
+        before amqtt can read it. The packets stay in order; the client's next packet
+        waits until the hook returned. If the hook raises, the PUBLISH and what follows
+        are never passed on: amqtt sees the end of the stream and closes the connection.
+        """
+        try:
+            while first := await reader.read(1):
+                packet = await _read_packet(reader, first)
+                if (
+                    first[0] >> 4 == _PUBLISH_PACKET_TYPE
+                    and self._on_publish is not None
+                    and not await self._hand_over(packet, client_id, self._on_publish)
+                ):
+                    return
+                await feed.put(packet)
+        except (OSError, EOFError):  # the connection broke off mid-packet
+            return
+        except _Malformed as exc:
+            LOGGER.warning("closing the connection of %r: malformed packet (%s)", client_id, exc)
+        finally:
+            feed.feed_eof()
+
+    @staticmethod
+    async def _hand_over(packet: bytes, client_id: str, hook: PublishHook) -> bool:
+        """Whether amqtt may have the PUBLISH: the hook took it, or the ACL will drop it."""
+        publish = _parse_publish(packet, client_id)
+        if not publish_allowed(client_id, publish.topic):
+            return True  # amqtt's ACL plugin refuses it, logs and counts it
+        try:
+            await hook(publish)
+        except Exception as exc:  # whatever the hook's trouble: not taken, not acknowledged
+            LOGGER.error(
+                "publish from %r to %r not acknowledged: the publish hook failed (%r); "
+                "closing the connection",
+                client_id,
+                publish.topic,
+                exc,
+            )
+            return False
+        return True
+
+    async def _admit(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> tuple[bytes, str]:
+        """TLS handshake and CONNECT check; the raw CONNECT and client id of an admitted client."""
         assert self._ssl_context is not None
         async with asyncio.timeout(self.connect_timeout):
             try:
@@ -591,9 +710,9 @@ class EmbeddedBroker:
                 or not publish_allowed(common_name, will_topic)
             ):
                 problem = f"will topic {will_topic!r} is not one {client_id!r} may publish to"
-        if problem is not None:
-            raise _Refused(problem, connack=NOT_AUTHORIZED)
-        return raw
+        if problem is not None or client_id is None:
+            raise _Refused(problem or "no client id", connack=NOT_AUTHORIZED)
+        return raw, client_id
 
 
 async def serve(host: str, port: int, ca_dir: Path) -> None:

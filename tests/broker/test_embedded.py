@@ -32,6 +32,7 @@ from simulator.broker.embedded import (
     publish_allowed,
     subscribe_allowed,
 )
+from simulator.broker.hook import Publish, PublishHook
 from simulator.device.identity import (
     BACKEND_CLIENT_CN,
     CertificateAuthority,
@@ -47,6 +48,7 @@ from simulator.protocol import (
     click_topic,
     device_topic_patterns,
     encode_click,
+    status_topic,
 )
 from simulator.workspace import init_ca
 
@@ -132,12 +134,17 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Bench:
 
 
 def run_with_broker(
-    bench: Bench, scenario: Callable[[EmbeddedBroker], Awaitable[None]]
+    bench: Bench,
+    scenario: Callable[[EmbeddedBroker], Awaitable[None]],
+    *,
+    on_publish: PublishHook | None = None,
 ) -> EmbeddedBroker:
     """Run ``scenario`` against a fresh broker; return the (stopped) broker for its counts."""
 
     async def main() -> EmbeddedBroker:
-        async with EmbeddedBroker(host="127.0.0.1", port=0, ca_dir=bench.ca_dir) as broker:
+        async with EmbeddedBroker(
+            host="127.0.0.1", port=0, ca_dir=bench.ca_dir, on_publish=on_publish
+        ) as broker:
             await asyncio.wait_for(scenario(broker), TEST_TIMEOUT)
         return broker
 
@@ -529,3 +536,135 @@ def test_stopping_with_clients_connected_closes_them(bench: Bench) -> None:
         await backend.__aexit__(None, None, None)
 
     run_with_broker(bench, scenario)
+
+
+# ------------------------------------------------------------------- publish hook
+
+
+def test_puback_waits_for_the_publish_hook(bench: Bench) -> None:
+    topic, payload = click_payload(DEVICE)
+    second = payload.replace(b'"seq":7', b'"seq":8')
+    taken: list[Publish] = []
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def hook(publish: Publish) -> None:
+        taken.append(publish)
+        entered.set()
+        await release.wait()
+
+    async def scenario(broker: EmbeddedBroker) -> None:
+        async with client(broker, BACKEND_CLIENT_CN, bench.backend_context()) as backend:
+            await subscribe_backend(backend)
+            async with client(broker, DEVICE, bench.device_context(DEVICE)) as device:
+                # aiomqtt's publish returns when paho has the PUBACK (QoS 1).
+                first_done = asyncio.create_task(device.publish(topic, payload, qos=1))
+                await entered.wait()
+                second_done = asyncio.create_task(device.publish(topic, second, qos=1))
+                await asyncio.sleep(QUIET_PERIOD)
+                assert not first_done.done(), "PUBACK before the hook returned"
+                assert not second_done.done()
+                assert len(taken) == 1, "the next publish overtook the one in the hook"
+                await assert_nothing_more(backend)  # nor do subscribers see it yet
+                release.set()
+                await first_done
+                await second_done
+            assert [(await next_message(backend)).payload for _ in range(2)] == [payload, second]
+
+    run_with_broker(bench, scenario, on_publish=hook)
+    assert taken == [
+        Publish(topic=topic, payload=payload, qos=1, client_id=DEVICE),
+        Publish(topic=topic, payload=second, qos=1, client_id=DEVICE),
+    ]
+
+
+def paho_publish_until_acked(
+    port: int, client_id: str, context: ClientContext, topic: str, payload: bytes
+) -> list[str]:
+    """Publish once at QoS 1 as a device does: persistent session, reconnect until PUBACK.
+
+    paho sends the unacknowledged PUBLISH again after it reconnects; returns what the
+    client saw, in order ("disconnected", "PUBACK").
+    """
+    events: list[str] = []
+    mqtt = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=paho.MQTTv311,
+        clean_session=False,
+    )
+    mqtt.tls_set_context(context)
+    mqtt.on_publish = lambda *_: events.append("PUBACK")
+    mqtt.on_disconnect = lambda *_: events.append("disconnected")
+    try:
+        mqtt.connect("127.0.0.1", port, keepalive=10)
+        mqtt.publish(topic, payload, qos=1)
+        deadline = time.monotonic() + 5
+        while "PUBACK" not in events and time.monotonic() < deadline:
+            if mqtt.loop(timeout=0.05) != paho.MQTT_ERR_SUCCESS:
+                mqtt.reconnect()
+    finally:
+        mqtt.on_disconnect = None  # our own disconnect is not news
+        with contextlib.suppress(OSError):
+            mqtt.disconnect()
+        context.close_sockets()
+    return events
+
+
+def test_failing_hook_gets_no_puback_and_the_device_retries(
+    bench: Bench, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic, payload = click_payload(DEVICE)
+    attempts: list[Publish] = []
+
+    async def hook(publish: Publish) -> None:
+        attempts.append(publish)
+        if len(attempts) == 1:
+            raise RuntimeError("database is locked")
+
+    seen: list[str] = []
+
+    async def scenario(broker: EmbeddedBroker) -> None:
+        async with client(broker, BACKEND_CLIENT_CN, bench.backend_context()) as backend:
+            await subscribe_backend(backend)
+            context = bench.device_context(DEVICE)
+            seen.extend(
+                await asyncio.to_thread(
+                    paho_publish_until_acked, broker.port, DEVICE, context, topic, payload
+                )
+            )
+            message = await next_message(backend)
+            assert message.payload == payload
+            await assert_nothing_more(backend)
+
+    run_with_broker(bench, scenario, on_publish=hook)
+    assert seen == ["disconnected", "PUBACK"]
+    assert [publish.payload for publish in attempts] == [payload, payload]
+    assert refusal_lines(caplog) == [  # one line, no traceback, nothing from amqtt
+        f"publish from {DEVICE!r} to {topic!r} not acknowledged: the publish hook failed "
+        "(RuntimeError('database is locked')); closing the connection"
+    ]
+
+
+def test_refused_publish_never_reaches_the_hook(bench: Bench) -> None:
+    forged_topic, forged = click_payload(OTHER)
+    own_topic, genuine = click_payload(DEVICE)
+    status = status_topic(DEVICE)
+    taken: list[Publish] = []
+
+    async def hook(publish: Publish) -> None:
+        taken.append(publish)
+
+    async def scenario(broker: EmbeddedBroker) -> None:
+        async with client(broker, DEVICE, bench.device_context(DEVICE)) as device:
+            await device.publish(forged_topic, forged, qos=1)
+            await device.publish(f"iotbutton/{DEVICE}/more", genuine, qos=1)
+            await device.publish(own_topic, genuine, qos=1)
+            await device.publish(status, b"{}", qos=0)
+            await eventually(lambda: len(taken) == 2)
+
+    broker = run_with_broker(bench, scenario, on_publish=hook)
+    assert taken == [
+        Publish(topic=own_topic, payload=genuine, qos=1, client_id=DEVICE),
+        Publish(topic=status, payload=b"{}", qos=0, client_id=DEVICE),
+    ]
+    assert broker.refused_publishes == 2
