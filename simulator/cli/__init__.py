@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from simulator import __version__
-from simulator.cli import broker, ca, click_, fleet, profiles
+from simulator.cli import backend, broker, ca, click_, fleet, profiles
 from simulator.cli.app import INPUT_ERRORS, InputError
 
 
@@ -51,6 +51,7 @@ def main() -> None:
     """A test bench for backends of the AWS IoT 1-Click Devices API."""
 
 
+main.add_command(backend.group)
 main.add_command(broker.group)
 main.add_command(ca.group)
 main.add_command(click_.command)

@@ -22,7 +22,7 @@ from simulator.device.firmware import (
 )
 from simulator.device.gestures import parse_press_ms, press_timings
 from simulator.protocol import ClickType
-from simulator.runtime.button import VirtualButton
+from simulator.runtime.button import press_once
 from simulator.runtime.connection import parse_broker_url
 from simulator.runtime.fleet import Fleet
 
@@ -65,20 +65,16 @@ def command(
             ClickType((click_type or "single").upper()), device.profile.timings
         )
     firmware = device.firmware(rng=random.Random())
-    button = VirtualButton(
+    press = press_once(
         firmware,
+        durations,
         broker=address,
         tls_context=device.tls_context() if address.tls else None,
+        timeout=timeout,
         on_event=_report,
     )
-
-    async def press() -> None:
-        async with button:
-            await button.perform(durations)
-            await button.settle(timeout)
-
     try:
-        asyncio.run(press())
+        asyncio.run(press)
     except TimeoutError as exc:
         click.echo(f"  {exc}")
     finally:

@@ -270,3 +270,25 @@ def classify_connect_error(exc: aiomqtt.MqttError) -> ConnectFailure:
 def _code(rc: object) -> int:
     value = getattr(rc, "value", rc)
     return value if isinstance(value, int) else -1
+
+
+async def press_once(
+    firmware: Firmware,
+    durations: Sequence[int],
+    *,
+    broker: BrokerAddress,
+    tls_context: ssl.SSLContext | None,
+    timeout: float = 60.0,
+    on_event: Callable[[Event], None] | None = None,
+) -> None:
+    """Wake, perform one gesture, deliver its clicks (or give up), and sleep.
+
+    What ``clicksim click`` and a scenario's click step do. Raises ``TimeoutError``
+    when the clicks are still in flight after ``timeout``; the firmware's counters
+    say what was delivered either way.
+    """
+    async with VirtualButton(
+        firmware, broker=broker, tls_context=tls_context, on_event=on_event
+    ) as button:
+        await button.perform(durations)
+        await button.settle(timeout)
