@@ -537,12 +537,17 @@ def _method_of(method: Mapping[str, object] | None) -> tuple[str, str]:
 
 def _parameters_object(parameters: str) -> dict[str, object]:
     try:
-        value = json.loads(parameters)
-    except json.JSONDecodeError:
+        value = json.loads(parameters, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # deep nesting overflows the parser's stack: a 400
         raise errors.InvalidRequest("deviceMethodParameters: not valid JSON") from None
     if not isinstance(value, dict):
         raise errors.InvalidRequest("deviceMethodParameters: must be a JSON object")
     return value
+
+
+def _no_constant(name: str) -> object:
+    """NaN and Infinity are not JSON, whatever Python's parser allows."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def _callback(value: object) -> dict[str, str]:

@@ -418,6 +418,7 @@ def test_the_five_methods(service: DevicesService) -> None:
         ("getOnClickCallback", "button", ""),
         ("setOnClickCallback", "button", "[]"),
         ("setOnClickCallback", "button", "not json"),
+        ("setDeviceHealthMonitorCallback", "device", '{"condition": NaN}'),
         ("setOnClickCallback", "button", '{"callback": {"url": "ftp://x/"}}'),
         ("setOnClickCallback", "button", '{"callback": {"awsLambdaArn": "arn:aws:s3:::b"}}'),
         ("setOnClickCallback", "button", '{"callback": {"url": "http://x/"}, "extra": 1}'),
