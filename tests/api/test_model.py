@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import botocore.serialize
+import botocore.session
+import botocore.utils
 import pytest
 
 from simulator.api.model import (
@@ -18,12 +21,6 @@ from simulator.api.model import (
     paginators,
     parse_input,
 )
-
-pytest.importorskip("botocore", reason="botocore (the test extra) serializes the requests")
-
-import botocore.serialize
-import botocore.session
-import botocore.utils
 
 ARN: Final = "arn:aws:iot1click:us-east-1:123456789012:devices/G030PM0000000001"
 ENCODED_ARN: Final = "arn%3Aaws%3Aiot1click%3Aus-east-1%3A123456789012%3Adevices%2FG030PM0000000001"

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from typing import Any, Final, cast
 from urllib.parse import quote, urlencode
 
+import hypothesis
 import pytest
+import schemathesis
 
 from simulator.api.model import ServiceModel, load_model, parse_input
 from simulator.api.openapi import openapi_document
@@ -134,9 +136,6 @@ def test_sigv4_is_named_as_the_security_scheme(document: dict[str, Any]) -> None
 
 
 def load_with_schemathesis(document: dict[str, Any]) -> Any:
-    schemathesis = pytest.importorskip(
-        "schemathesis", reason="schemathesis (not a dependency) checks the document"
-    )
     return schemathesis.openapi.from_dict(document)
 
 
@@ -153,7 +152,6 @@ def test_what_schemathesis_generates_from_the_document_the_model_accepts(
 ) -> None:
     """Positive cases built from the document parse without error: the two agree."""
     schema = load_with_schemathesis(document)
-    hypothesis = pytest.importorskip("hypothesis")
     seen: set[str] = set()
     for result in schema.get_all_operations():
         operation = result.ok()

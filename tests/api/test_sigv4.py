@@ -8,7 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import botocore.auth
+import botocore.credentials
+import botocore.session
 import pytest
+from botocore.awsrequest import AWSRequest, AWSResponse
 from freezegun import freeze_time
 
 from simulator.api.sigv4 import (
@@ -21,13 +25,6 @@ from simulator.api.sigv4 import (
     signing_key,
     verify,
 )
-
-pytest.importorskip("botocore", reason="botocore (the test extra) signs the interop requests")
-
-import botocore.auth
-import botocore.credentials
-import botocore.session
-from botocore.awsrequest import AWSRequest, AWSResponse
 
 ACCESS_KEY: Final = "AKIDEXAMPLE"
 SECRET_KEY: Final = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
