@@ -33,6 +33,10 @@ class ProtocolError(ValueError):
     """A topic or payload that does not follow the device protocol."""
 
 
+class OtherDeviceError(ProtocolError):
+    """A click payload that names another device than its topic."""
+
+
 CLICK_QOS: Final = 1
 """Clicks go at QoS 1: a click is not done until the broker acknowledged it."""
 
@@ -209,7 +213,9 @@ def decode_click(topic: str, payload: bytes) -> ReceivedClick:
     id_field = "serialNumber" if payload_format is PayloadFormat.IOTBUTTON else "deviceId"
     device_id = _field(body, id_field, str)
     if device_id != topic_device:
-        raise ProtocolError(f"payload on {topic} names device {device_id!r}, not {topic_device!r}")
+        raise OtherDeviceError(
+            f"payload on {topic} names device {device_id!r}, not {topic_device!r}"
+        )
     click_type_text = _field(body, "clickType", str)
     try:
         click_type = ClickType(click_type_text)

@@ -95,6 +95,9 @@ class ClickRecorder:
             return
         try:
             click = protocol.decode_click(publish.topic, publish.payload)
+        except protocol.OtherDeviceError as exc:
+            self._reject("other-device", f"dropped publish on {publish.topic}: {exc}")
+            return
         except protocol.ProtocolError as exc:
             self._reject("malformed", f"dropped publish on {publish.topic}: {exc}")
             return
