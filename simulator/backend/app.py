@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -162,9 +163,9 @@ class ApiApp:
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
-        caller = "-"
+        exchange = _Exchange()
         try:
-            response, caller = self._handle(request)
+            response = self._handle(request, exchange)
         except errors.ApiError as exc:
             response = _error(exc.status, exc.code, exc.message)
         except sigv4.SignatureError as exc:
@@ -173,13 +174,14 @@ class ApiApp:
             log.exception("request %s %s failed", request.method, request.path)
             response = _error(500, "InternalFailureException", "internal failure")
         log.info(
-            "%s %s %s %d %.1fms %s",
+            "%s %s %s %d %.1fms %s %s",
             request.peer,
             request.method,
             request.path,
             response.status,
             (time.perf_counter() - started) * 1000,
-            caller,
+            exchange.operation,
+            exchange.caller,
         )
         return HttpResponse(
             status=response.status,
@@ -187,29 +189,31 @@ class ApiApp:
             body=response.body,
         )
 
-    def _handle(self, request: HttpRequest) -> tuple[HttpResponse, str]:
+    def _handle(self, request: HttpRequest, exchange: _Exchange) -> HttpResponse:
         if request.path.startswith(ADMIN_PREFIX):
+            exchange.operation = "admin"
             handler = self._admin.get(request.path.removeprefix(ADMIN_PREFIX))
             if handler is None:
                 raise _NotFound(f"no such endpoint {request.path}")
-            return handler(request), "admin"
+            return handler(request)
         if request.path == "/openapi.json" and request.method in ("GET", "HEAD"):
-            return _json(200, self._openapi), "-"
+            return _json(200, self._openapi)
         if request.method == "OPTIONS":
-            return self._preflight(request), "-"
+            return self._preflight(request)
         matched = self.model.match(request.method, request.path)
         if matched is None:
             if self.model.methods_for(request.path):
                 raise _MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
             raise _NotFound(f"no operation at {request.path}")
         operation, path_params = matched
-        account = self._authenticate(request)
+        exchange.operation = operation.name
+        exchange.caller = self._authenticate(request)
         try:
             params = parse_input(operation, path_params, request.query, request.body, self.model)
         except InvalidInput as exc:
             raise errors.InvalidRequest(str(exc)) from None
-        result = _OPERATIONS[operation.name](self.service, account, params)
-        return _success(operation, result), account
+        result = _OPERATIONS[operation.name](self.service, exchange.caller, params)
+        return _success(operation, result)
 
     def _authenticate(self, request: HttpRequest) -> str:
         caller = sigv4.verify(
@@ -241,6 +245,14 @@ class ApiApp:
                 ("content-length", "0"),
             ),
         )
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """What the request log says of one request, filled in as it is understood."""
+
+    operation: str = "-"
+    caller: str = "-"
 
 
 class _NotFound(errors.ApiError):

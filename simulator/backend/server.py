@@ -7,6 +7,7 @@ to it only over HTTP and MQTT, as to any third-party backend.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -31,6 +32,7 @@ from simulator.device.fleet import FleetError, Manifest
 from simulator.workspace import WorkspaceError, read_manifest
 
 DEVICE_TYPE: Final = "button"
+BROKER_CONNECT_TIMEOUT_S: Final = 15.0
 
 log = logging.getLogger("clicksim.backend")
 
@@ -130,9 +132,17 @@ class ReferenceBackend:
                 tls = client_tls_context(
                     ca_file=config.ca_dir / "ca.crt", certificate=certificate, key=key
                 )
-            await self._stack.enter_async_context(
+            ingest = await self._stack.enter_async_context(
                 ExternalIngest(config.broker_url, tls, recorder.record)
             )
+            try:
+                # Until the subscription stands, the broker keeps no clicks for us.
+                await asyncio.wait_for(ingest.wait_connected(), BROKER_CONNECT_TIMEOUT_S)
+            except TimeoutError:
+                raise BackendError(
+                    f"cannot connect and subscribe to {ingest.address} within "
+                    f"{BROKER_CONNECT_TIMEOUT_S:.0f} s (see the log for why)"
+                ) from None
             self.mqtt_url = config.broker_url
             return
         from simulator.broker.embedded import EmbeddedBroker, EmbeddedBrokerError
