@@ -14,7 +14,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import aiomqtt
 
@@ -25,6 +25,7 @@ from simulator.device.firmware import (
     DisconnectRequested,
     Event,
     Firmware,
+    GaveUp,
     LinkState,
     PoweredOff,
     PublishRequested,
@@ -279,16 +280,41 @@ async def press_once(
     broker: BrokerAddress,
     tls_context: ssl.SSLContext | None,
     timeout: float = 60.0,
+    clock: Callable[[], float] = time.time,
     on_event: Callable[[Event], None] | None = None,
+    until: Literal["idle", "delivered"] = "idle",
 ) -> None:
     """Wake, perform one gesture, deliver its clicks (or give up), and sleep.
 
-    What ``clicksim click`` and a scenario's click step do. Raises ``TimeoutError``
-    when the clicks are still in flight after ``timeout``; the firmware's counters
-    say what was delivered either way.
+    What ``clicksim click`` and a scenario's click step do. ``until="idle"`` returns
+    when the device has nothing left to do, its LED off included; ``"delivered"``
+    returns as soon as every click is acknowledged or given up, which spares a
+    scenario the LED's seconds. Raises ``TimeoutError`` when that takes longer than
+    ``timeout``; the firmware's counters say what was delivered either way.
     """
+    settled = asyncio.Event()
+
+    def note(event: Event) -> None:
+        if isinstance(event, GaveUp | PoweredOff) or _all_delivered(firmware):
+            settled.set()
+        if on_event is not None:
+            on_event(event)
+
     async with VirtualButton(
-        firmware, broker=broker, tls_context=tls_context, on_event=on_event
+        firmware, broker=broker, tls_context=tls_context, clock=clock, on_event=note
     ) as button:
         await button.perform(durations)
-        await button.settle(timeout)
+        if until == "idle":
+            await button.settle(timeout)
+        elif not _all_delivered(firmware):
+            try:
+                await asyncio.wait_for(settled.wait(), timeout)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"{firmware.device_id}: clicks not delivered after {timeout:g} s"
+                ) from None
+
+
+def _all_delivered(firmware: Firmware) -> bool:
+    counters = firmware.counters
+    return counters.published + sum(counters.dropped.values()) >= counters.clicks
