@@ -99,6 +99,8 @@ _PUBLISH_PACKET_TYPE: Final = 3
 _FEED_DEPTH: Final = 16
 """Packets read ahead of amqtt per connection, at most."""
 _LISTENER: Final = "default"
+_TOPIC_CACHE_SIZE: Final = 16_384
+"""Devices whose topic lists are kept (a few hundred bytes each): a busy fleet's worth."""
 _CN_ATTRIBUTE: Final = "clicksim.common_name"
 """``Session.attributes`` key under which the auth plugin leaves the verified CN."""
 
@@ -130,7 +132,9 @@ def _filter_within(topic_filter: str, allowed: str) -> bool:
     return len(asked) == len(granted)
 
 
+@functools.lru_cache(maxsize=_TOPIC_CACHE_SIZE)
 def _device_topics(common_name: str) -> tuple[str, ...]:
+    """Cached: the ACL asks twice for every publish (the hook's pump, amqtt's plugin)."""
     try:
         return device_topic_patterns(common_name)
     except ProtocolError:  # a CN with '/', '+' or '#' gets no topic at all
