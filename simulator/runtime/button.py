@@ -120,7 +120,12 @@ class VirtualButton:
         self._inputs.put_nowait(step)
 
     async def _drive(self) -> None:
+        current = asyncio.current_task()
         while True:
+            if current is not None and current.cancelling():
+                # Python 3.11's wait_for returns a result that raced a cancel, dropping
+                # the cancel; without this the driver would wait for input forever.
+                raise asyncio.CancelledError
             deadline = self.firmware.next_deadline()
             step: Input
             if deadline is None:
@@ -251,9 +256,17 @@ class VirtualButton:
 
     async def _close_client(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(aiomqtt.MqttError, OSError, asyncio.CancelledError):
-                await client.__aexit__(None, None, None)
+        if client is None:
+            return
+        try:
+            await client.__aexit__(None, None, None)
+        except (aiomqtt.MqttError, OSError):
+            pass
+        except asyncio.CancelledError:
+            # aiomqtt's exit may end in a CancelledError of its own; ours must go on.
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
 
 
 def classify_connect_error(exc: aiomqtt.MqttError) -> ConnectFailure:
@@ -292,13 +305,20 @@ async def press_once(
     scenario the LED's seconds. Raises ``TimeoutError`` when that takes longer than
     ``timeout``; the firmware's counters say what was delivered either way.
     """
-    settled = asyncio.Event()
+    changed = asyncio.Event()
+    ended: list[Event] = []
 
     def note(event: Event) -> None:
-        if isinstance(event, GaveUp | PoweredOff) or _all_delivered(firmware):
-            settled.set()
+        if isinstance(event, GaveUp | PoweredOff):
+            ended.append(event)
+        changed.set()
         if on_event is not None:
             on_event(event)
+
+    async def delivered() -> None:
+        while not (ended or _all_delivered(firmware)):
+            changed.clear()
+            await changed.wait()
 
     async with VirtualButton(
         firmware, broker=broker, tls_context=tls_context, clock=clock, on_event=note
@@ -306,13 +326,13 @@ async def press_once(
         await button.perform(durations)
         if until == "idle":
             await button.settle(timeout)
-        elif not _all_delivered(firmware):
-            try:
-                await asyncio.wait_for(settled.wait(), timeout)
-            except TimeoutError:
-                raise TimeoutError(
-                    f"{firmware.device_id}: clicks not delivered after {timeout:g} s"
-                ) from None
+            return
+        try:
+            await asyncio.wait_for(delivered(), timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{firmware.device_id}: clicks not delivered after {timeout:g} s"
+            ) from None
 
 
 def _all_delivered(firmware: Firmware) -> bool:
