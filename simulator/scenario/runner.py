@@ -1,0 +1,453 @@
+"""Run a loaded scenario against a target: steps in, one result per step out.
+
+The runner holds what a scenario acts with: an API client per account, the fleet's
+devices (their seq and battery carried from click to click), the variables, the
+simulated clock, and the webhook inbox. Each leaf step (call, click, until, sleep,
+advance, webhook, set) gives one :class:`StepResult`; containers (repeat, for_each,
+parallel) give their children's. The first failure stops the run: later steps are
+listed as skipped, since they would act on a state the scenario did not expect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Final
+
+from simulator.api.client import ApiReply, ApiUnreachable, DevicesClient
+from simulator.backend.http import HttpRequest, HttpResponse, HttpServer
+from simulator.device.firmware import ClickRecognised
+from simulator.device.fleet import DeviceRecord
+from simulator.device.gestures import press_timings
+from simulator.protocol import ClickType, format_timestamp
+from simulator.runtime.button import press_once
+from simulator.runtime.fleet import FleetDevice
+from simulator.scenario import model
+from simulator.scenario.matchers import PathMissing, lookup, match_body
+from simulator.scenario.report import Outcome, Progress, ScenarioResult, StepResult
+from simulator.scenario.target import ScenarioClock, Target, Workspace
+from simulator.scenario.variables import UnknownVariable, Variables
+
+CLICK_TIMEOUT_S: Final = 30.0
+STATUS: Final = "$status"
+"""The save path that names the reply's HTTP status rather than a body member."""
+
+
+class Unreachable(Exception):
+    """The backend stopped answering: the run cannot go on (exit status 2)."""
+
+
+class WebhookInbox:
+    """An HTTP endpoint the scenario's callbacks point at; it keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+        self.url = ""
+        self._arrived = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[WebhookInbox]:
+        async with HttpServer(self._receive, host="127.0.0.1", port=0) as server:
+            self.url = f"http://127.0.0.1:{server.port}/hook"
+            yield self
+
+    async def _receive(self, request: HttpRequest) -> HttpResponse:
+        try:
+            self.events.append(json.loads(request.body))
+        except ValueError:
+            self.events.append(request.body.decode(errors="replace"))
+        self._arrived.set()
+        return HttpResponse(status=200, headers=(("content-type", "application/json"),), body=b"{}")
+
+    def document(self) -> dict[str, object]:
+        return {"count": len(self.events), "events": list(self.events)}
+
+    async def next_arrival(self, timeout: float) -> None:
+        self._arrived.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._arrived.wait(), timeout)
+
+
+class Runner:
+    def __init__(
+        self,
+        scenario: model.Scenario,
+        target: Target,
+        workspace: Workspace,
+        *,
+        seed: str,
+        clock: ScenarioClock,
+        progress: Progress | None = None,
+        webhook: WebhookInbox | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.target = target
+        self.seed = seed
+        self.clock = clock
+        self.progress = progress
+        self.webhook = webhook
+        self.clients = {
+            name: DevicesClient(target.api_url, account.credentials, region=target.region)
+            for name, account in target.accounts.items()
+        }
+        self.devices: dict[str, FleetDevice] = {
+            device.record.device_id: device for device in workspace.fleet.devices
+        }
+        self.records: dict[str, DeviceRecord] = {
+            device_id: device.record for device_id, device in self.devices.items()
+        }
+        started = clock()
+        self.variables = Variables(
+            {
+                "devices": [device.record.device_id for device in workspace.fleet.devices],
+                "claim_code": workspace.fleet.manifest.claim_code,
+                "accounts": {
+                    name: {"id": account.account_id} for name, account in target.accounts.items()
+                },
+                "webhook": {"url": webhook.url if webhook is not None else None},
+                "region": target.region,
+                "start": format_timestamp(started - 60),
+            },
+            clock=clock,
+        )
+        self.results: list[StepResult] = []
+        self._stopped = ""
+
+    async def run(self) -> ScenarioResult:
+        started_wall, started = time.time(), time.perf_counter()
+        if self.progress is not None:
+            self.progress.begin(self.scenario.name, len(self.scenario.steps))
+        try:
+            await self._steps(self.scenario.steps, self.variables, prefix="")
+        finally:
+            if self.progress is not None:
+                self.progress.close()
+        return ScenarioResult(
+            scenario=self.scenario.name,
+            path=str(self.scenario.path),
+            target=self.target.description,
+            seed=self.seed,
+            started_at=started_wall,
+            seconds=time.perf_counter() - started,
+            steps=self.results,
+        )
+
+    # --- walking the steps ----------------------------------------------------------
+
+    async def _steps(self, steps: Sequence[model.Step], scope: Variables, *, prefix: str) -> None:
+        for number, step in enumerate(steps, start=1):
+            await self._step(step, scope, f"{prefix}{number}")
+
+    async def _step(self, step: model.Step, scope: Variables, path: str) -> None:
+        if isinstance(step, model.RepeatStep):
+            for index in range(step.times):
+                inner = scope.child({"index": index})
+                await self._steps(step.steps, inner, prefix=f"{path}[{index}].")
+            return
+        if isinstance(step, model.ForEachStep):
+            for index, device_id in enumerate(self.records):
+                inner = scope.child({step.variable: device_id, "index": index})
+                await self._steps(step.steps, inner, prefix=f"{path}[{index}].")
+            return
+        if isinstance(step, model.ParallelStep):
+            await asyncio.gather(
+                *(
+                    self._step(branch, scope, f"{path}.{number}")
+                    for number, branch in enumerate(step.steps, start=1)
+                )
+            )
+            return
+        await self._leaf(step, scope, path)
+
+    async def _leaf(self, step: model.Step, scope: Variables, path: str) -> None:
+        name = self._display_name(step, scope)
+        result = StepResult(
+            path=path, name=name, kind=_KIND[type(step)], outcome=Outcome.PASSED, seconds=0.0,
+            line=step.line,
+        )  # fmt: skip
+        if self._stopped:
+            skipped = dataclasses.replace(result, outcome=Outcome.SKIPPED, message=self._stopped)
+            self._record(skipped)
+            return
+        skip = self._skip_reason(step)
+        if skip:
+            self._record(dataclasses.replace(result, outcome=Outcome.SKIPPED, message=skip))
+            return
+        if self.progress is not None:
+            self.progress.start(path, name)
+        started = time.perf_counter()
+        try:
+            result = await self._execute(step, scope, result)
+        except (UnknownVariable, PathMissing) as exc:
+            result = dataclasses.replace(result, outcome=Outcome.FAILED, message=str(exc))
+        except Unreachable as exc:
+            result = dataclasses.replace(result, outcome=Outcome.ERROR, message=str(exc))
+        result = dataclasses.replace(result, seconds=time.perf_counter() - started)
+        self._record(result)
+        if result.outcome is Outcome.FAILED:
+            self._stopped = f"not run: step {path} failed"
+        elif result.outcome is Outcome.ERROR:
+            self._stopped = f"not run: step {path} could not run"
+
+    def _record(self, result: StepResult) -> None:
+        self.results.append(result)
+        if self.progress is not None:
+            self.progress.finish(result)
+
+    def _skip_reason(self, step: model.Step) -> str:
+        needs_clock = model.BACKEND_CLOCK in step.needs or (
+            isinstance(step, model.AdvanceStep) and step.backend
+        )
+        if needs_clock and not self.target.backend_clock:
+            return (
+                "skipped: needs the backend's clock, which the runner can move only in the "
+                "embedded reference backend"
+            )
+        return ""
+
+    def _display_name(self, step: model.Step, scope: Variables) -> str:
+        try:
+            return str(scope.resolve(step.name))
+        except UnknownVariable:
+            return step.name
+
+    # --- the leaves -----------------------------------------------------------------
+
+    async def _execute(self, step: model.Step, scope: Variables, result: StepResult) -> StepResult:
+        handler = _HANDLERS[type(step)]
+        return await handler(self, step, scope, result)
+
+    async def _call(self, step: model.Step, scope: Variables, result: StepResult) -> StepResult:
+        assert isinstance(step, model.CallStep)
+        reply = await self._send(step, scope)
+        failures = self._check(step.expect, reply, scope)
+        result = self._with_exchange(result, step, reply, scope)
+        if failures:
+            return dataclasses.replace(result, outcome=Outcome.FAILED, message=failures[0])
+        _save(step, reply, scope)
+        return result
+
+    async def _until(self, step: model.Step, scope: Variables, result: StepResult) -> StepResult:
+        assert isinstance(step, model.UntilStep)
+        deadline = time.monotonic() + step.timeout
+        attempts = 0
+        while True:
+            attempts += 1
+            reply = await self._send(step.call, scope)
+            failures = self._check(step.call.expect, reply, scope)
+            if not failures:
+                _save(step.call, reply, scope)
+                return dataclasses.replace(result, message=f"matched after {attempts} attempt(s)")
+            if time.monotonic() + step.interval > deadline:
+                failed = self._with_exchange(result, step.call, reply, scope)
+                return dataclasses.replace(
+                    failed,
+                    outcome=Outcome.FAILED,
+                    message=f"no match within {step.timeout:g} s ({attempts} attempts): "
+                    f"{failures[0]}",
+                )
+            await asyncio.sleep(step.interval)
+
+    async def _click(self, step: model.Step, scope: Variables, result: StepResult) -> StepResult:
+        assert isinstance(step, model.ClickStep)
+        device_id = scope.resolve(step.device)
+        if not isinstance(device_id, str) or device_id not in self.devices:
+            message = f"{device_id!r} is not a device of the fleet"
+            return dataclasses.replace(result, outcome=Outcome.FAILED, message=message)
+        device = self.devices[device_id]
+        durations = step.press_ms or press_timings(
+            ClickType((step.click_type or "single").upper()), device.profile.timings
+        )
+        firmware = dataclasses.replace(device, record=self.records[device_id]).firmware(
+            rng=random.Random(f"{self.seed}/{device_id}/{self.records[device_id].seq}")
+        )
+        recognised: list[str] = []
+        try:
+            await press_once(
+                firmware,
+                durations,
+                broker=self.target.broker,
+                tls_context=device.tls_context() if self.target.broker.tls else None,
+                timeout=CLICK_TIMEOUT_S,
+                clock=self.clock,
+                on_event=lambda event: _note_click(event, recognised),
+                until="delivered",
+            )
+            timed_out = ""
+        except TimeoutError as exc:
+            timed_out = str(exc)
+        self.records[device_id] = dataclasses.replace(
+            self.records[device_id], seq=firmware.next_seq, battery=firmware.battery.state
+        )
+        counters = firmware.counters
+        received = {
+            "clicks": recognised,
+            "acknowledged": counters.published,
+            "remainingLife": round(firmware.battery.remaining_life(self.clock()), 2),
+        }
+        result = dataclasses.replace(
+            result, sent={"device": device_id, "press_ms": list(durations)}, received=received
+        )
+        delivered = bool(recognised) and counters.published == len(recognised)
+        if step.expect_delivered and not delivered:
+            reason = timed_out or (
+                "the device made no click (is its battery dead?)"
+                if not recognised
+                else f"{len(recognised)} click(s), {counters.published} acknowledged"
+            )
+            return dataclasses.replace(
+                result, outcome=Outcome.FAILED, expected={"delivered": True}, message=reason
+            )
+        if not step.expect_delivered and counters.published:
+            return dataclasses.replace(
+                result,
+                outcome=Outcome.FAILED,
+                expected={"delivered": False},
+                message=f"{counters.published} click(s) acknowledged; expected none",
+            )
+        return result
+
+    async def _sleep(self, step: model.Step, scope: Variables, result: StepResult) -> StepResult:
+        assert isinstance(step, model.SleepStep)
+        await asyncio.sleep(step.seconds)
+        return result
+
+    async def _advance(self, step: model.Step, scope: Variables, result: StepResult) -> StepResult:
+        assert isinstance(step, model.AdvanceStep)
+        self.clock.advance(step.seconds)
+        return dataclasses.replace(
+            result, message=f"simulated time is now {format_timestamp(self.clock())}"
+        )
+
+    async def _webhook(self, step: model.Step, scope: Variables, result: StepResult) -> StepResult:
+        assert isinstance(step, model.WebhookStep)
+        assert self.webhook is not None, "the loader requires webhook: true"
+        deadline = time.monotonic() + step.timeout
+        while True:
+            document = self.webhook.document()
+            failures = match_body(document, step.expect.body, scope.resolve)
+            if not failures:
+                return result
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return dataclasses.replace(
+                    result,
+                    outcome=Outcome.FAILED,
+                    message=f"within {step.timeout:g} s: {failures[0]}",
+                    expected=_describe(step.expect),
+                    received=document,
+                )
+            await self.webhook.next_arrival(remaining)
+
+    async def _check_value(
+        self, step: model.Step, scope: Variables, result: StepResult
+    ) -> StepResult:
+        assert isinstance(step, model.CheckStep)
+        value = scope.resolve(step.value)
+        failure = step.expect.check(value, resolve=scope.resolve)
+        result = dataclasses.replace(result, expected=step.expect.describe(), received=value)
+        if failure is not None:
+            return dataclasses.replace(result, outcome=Outcome.FAILED, message=failure)
+        return result
+
+    async def _set(self, step: model.Step, scope: Variables, result: StepResult) -> StepResult:
+        assert isinstance(step, model.SetStep)
+        for variable, value in step.values.items():
+            scope.set_global(variable, scope.resolve(value))
+        return result
+
+    # --- calls ----------------------------------------------------------------------
+
+    async def _send(self, step: model.CallStep, scope: Variables) -> ApiReply:
+        account = step.account or self.scenario.accounts[0]
+        params = scope.resolve(dict(step.params))
+        assert isinstance(params, dict)
+        try:
+            return await self.clients[account].call(step.operation, params)
+        except ApiUnreachable as exc:
+            raise Unreachable(str(exc)) from None
+
+    def _check(self, expect: model.Expect | None, reply: ApiReply, scope: Variables) -> list[str]:
+        failures: list[str] = []
+        any_status = expect is None or (expect.status is None and expect.error is None)
+        if any_status and not 200 <= reply.status < 300:
+            failures.append(f"status {reply.status} ({reply.error_code}), expected 2xx")
+        if expect is None:
+            return failures
+        if expect.status is not None and reply.status not in expect.status:
+            wanted = " or ".join(str(status) for status in expect.status)
+            failures.append(f"status {reply.status} ({reply.error_code}), expected {wanted}")
+        if expect.error is not None and reply.error_code != expect.error:
+            failures.append(f"error {reply.error_code or 'none'}, expected {expect.error}")
+        if not failures:
+            failures += match_body(reply.body, expect.body, scope.resolve)
+        return failures
+
+    def _with_exchange(
+        self, result: StepResult, step: model.CallStep, reply: ApiReply, scope: Variables
+    ) -> StepResult:
+        return dataclasses.replace(
+            result,
+            sent={
+                "operation": reply.request.operation,
+                "as": step.account or self.scenario.accounts[0],
+                "method": reply.request.method,
+                "url": reply.request.url,
+                "body": reply.request.body or None,
+            },
+            expected=_describe(step.expect) if step.expect is not None else {"status": "2xx"},
+            received={"status": reply.status, "error": reply.error_code, "body": reply.body},
+        )
+
+
+def _save(step: model.CallStep, reply: ApiReply, scope: Variables) -> None:
+    """``save``: body paths into variables; ``$status`` is the reply's HTTP status."""
+    for variable, body_path in step.save.items():
+        value = reply.status if body_path == STATUS else lookup(reply.body, body_path)
+        scope.set_global(variable, value)
+
+
+def _describe(expect: model.Expect) -> dict[str, Any]:
+    described: dict[str, Any] = {}
+    if expect.status is not None:
+        described["status"] = list(expect.status)
+    if expect.error is not None:
+        described["error"] = expect.error
+    if expect.body:
+        described["body"] = {path: matcher.describe() for path, matcher in expect.body}
+    return described
+
+
+def _note_click(event: object, recognised: list[str]) -> None:
+    if isinstance(event, ClickRecognised):
+        recognised.append(event.click.click_type.value)
+
+
+_Handler = Callable[[Runner, Any, Variables, StepResult], Awaitable[StepResult]]
+
+_HANDLERS: Final[dict[type, _Handler]] = {
+    model.CallStep: Runner._call,
+    model.UntilStep: Runner._until,
+    model.ClickStep: Runner._click,
+    model.SleepStep: Runner._sleep,
+    model.AdvanceStep: Runner._advance,
+    model.WebhookStep: Runner._webhook,
+    model.SetStep: Runner._set,
+    model.CheckStep: Runner._check_value,
+}
+
+_KIND: Final[dict[type, str]] = {
+    model.CallStep: "call",
+    model.UntilStep: "until",
+    model.ClickStep: "click",
+    model.SleepStep: "sleep",
+    model.AdvanceStep: "advance",
+    model.WebhookStep: "webhook",
+    model.SetStep: "set",
+    model.CheckStep: "check",
+}
