@@ -1,0 +1,228 @@
+"""``clicksim run``: scripted scenarios against the reference backend or any other."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from simulator.cli.app import InputError
+from simulator.resources import bundled_dir
+
+if TYPE_CHECKING:  # the runner's imports are heavy: load them when the command runs
+    from simulator.scenario.model import Scenario
+    from simulator.scenario.report import ScenarioResult
+
+EXIT_FAILED = 1
+EXIT_UNUSABLE = 2
+
+
+def scenario_names() -> list[str]:
+    return sorted(path.stem for path in bundled_dir("scenarios").glob("*.yaml"))
+
+
+def scenario_path(reference: str) -> Path:
+    """A file path as given, else the bundled scenario of that name."""
+    given = Path(reference)
+    if given.suffix in (".yaml", ".yml") or given.exists():
+        if not given.is_file():
+            raise InputError(f"{reference}: no such scenario file")
+        return given
+    bundled = bundled_dir("scenarios") / f"{reference}.yaml"
+    if not bundled.is_file():
+        raise InputError(
+            f"unknown scenario {reference!r}: see 'clicksim run --list', or give a .yaml path"
+        )
+    return bundled
+
+
+@click.command("run")
+@click.argument("scenarios", nargs=-1)
+@click.option("--list", "list_only", is_flag=True, help="List the bundled scenarios and exit.")
+@click.option("--all", "run_all", is_flag=True, help="Run every bundled scenario.")
+@click.option("--api", "api_url", help="A backend's Devices API endpoint (default: embedded).")
+@click.option("--broker", "broker_url", help="The broker its devices use (with --api).")
+@click.option(
+    "--ca-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="CLICKSIM_CA_DIR",
+    help="With --api: the CA the broker trusts, which signs the scenario's fleet. "
+    "Env: CLICKSIM_CA_DIR.",
+)
+@click.option(
+    "--account",
+    "account_profiles",
+    multiple=True,
+    metavar="NAME=PROFILE",
+    help="With --api: the AWS profile a scenario account signs with (repeatable). The "
+    "first account defaults to the usual AWS credential chain.",
+)
+@click.option("--region", help="With --api: the signing region (default: from the AWS config).")
+@click.option(
+    "--provision-cmd",
+    help="With --api: a command that adds the fleet to the backend's inventory; it is run "
+    "with the fleet manifest's path as its last argument.",
+)
+@click.option("--seed", help="Seed of the fleet and accounts (default: the scenario's).")
+@click.option(
+    "--junit-xml",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a JUnit XML report (one test case per step).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a JSON report.",
+)
+def command(
+    scenarios: tuple[str, ...],
+    list_only: bool,
+    run_all: bool,
+    api_url: str | None,
+    broker_url: str | None,
+    ca_dir: Path | None,
+    account_profiles: tuple[str, ...],
+    region: str | None,
+    provision_cmd: str | None,
+    seed: str | None,
+    junit_xml: Path | None,
+    json_path: Path | None,
+) -> None:
+    """Run SCENARIOS (bundled names or .yaml files) and report step by step.
+
+    Exit status: 0 all passed, 1 a check failed, 2 bad input or the backend unreachable.
+    """
+    from simulator.scenario.loader import ScenarioError, load_scenario
+
+    if list_only:
+        _list()
+        return
+    if run_all:
+        scenarios = (*scenarios, *scenario_names())
+    if not scenarios:
+        raise click.UsageError("name a scenario (see --list), or give --all")
+    if (api_url is None) != (broker_url is None):
+        raise click.UsageError("--api and --broker go together")
+    if api_url is None and (account_profiles or provision_cmd or ca_dir or region):
+        raise click.UsageError("--account, --ca-dir, --region and --provision-cmd need --api")
+    profiles = dict(_profile_pair(pair) for pair in account_profiles)
+    try:
+        loaded = [load_scenario(scenario_path(reference)) for reference in scenarios]
+    except ScenarioError as exc:
+        raise InputError(str(exc)) from None
+    results = asyncio.run(
+        _run_all(
+            loaded,
+            api_url=api_url,
+            broker_url=broker_url,
+            ca_dir=ca_dir or (Path("certs") if api_url else None),
+            profiles=profiles,
+            region=region,
+            provision_cmd=provision_cmd,
+            seed=seed,
+        )
+    )
+    from simulator.scenario.report import Outcome, write_json, write_junit_xml
+
+    if junit_xml is not None:
+        write_junit_xml(results, junit_xml)
+    if json_path is not None:
+        write_json(results, json_path)
+    outcomes = {step.outcome for result in results for step in result.steps}
+    if Outcome.ERROR in outcomes:
+        sys.exit(EXIT_UNUSABLE)
+    if Outcome.FAILED in outcomes:
+        sys.exit(EXIT_FAILED)
+
+
+def _list() -> None:
+    from simulator.scenario.loader import load_scenario
+
+    for name in scenario_names():
+        scenario = load_scenario(bundled_dir("scenarios") / f"{name}.yaml")
+        summary = scenario.description.strip().splitlines()[0] if scenario.description else ""
+        click.echo(f"{name:<34} {summary}")
+
+
+def _profile_pair(text: str) -> tuple[str, str]:
+    name, sep, profile = text.partition("=")
+    if not sep or not name or not profile:
+        raise click.UsageError(f"--account {text!r}: expected NAME=PROFILE")
+    return name, profile
+
+
+async def _run_all(scenarios: list[Scenario], **options: Any) -> list[ScenarioResult]:
+    return [await _run_one(scenario, **options) for scenario in scenarios]
+
+
+async def _run_one(
+    scenario: Scenario,
+    *,
+    api_url: str | None,
+    broker_url: str | None,
+    ca_dir: Path | None,
+    profiles: dict[str, str],
+    region: str | None,
+    provision_cmd: str | None,
+    seed: str | None,
+) -> ScenarioResult:
+    from simulator.backend.server import BackendError
+    from simulator.scenario.report import Progress, render_table
+    from simulator.scenario.runner import Runner, WebhookInbox
+    from simulator.scenario.target import (
+        ScenarioClock,
+        TargetError,
+        embedded_target,
+        external_target,
+        prepare_workspace,
+    )
+
+    run_seed = seed or scenario.fleet.seed or scenario.name
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    with tempfile.TemporaryDirectory(prefix="clicksim-run-") as folder:
+        root = Path(folder)
+        workspace = prepare_workspace(scenario, seed=run_seed, root=root, ca_dir=ca_dir)
+        clock = ScenarioClock()
+        async with contextlib.AsyncExitStack() as stack:
+            webhook = None
+            if scenario.webhook:
+                webhook = await stack.enter_async_context(WebhookInbox().serving())
+            try:
+                if api_url is None:
+                    target = await stack.enter_async_context(
+                        embedded_target(
+                            scenario, workspace, seed=run_seed, clock=clock, db=root / "backend.db"
+                        )
+                    )
+                else:
+                    assert broker_url is not None
+                    target = external_target(
+                        scenario,
+                        workspace,
+                        api_url=api_url,
+                        broker_url=broker_url,
+                        profiles=profiles,
+                        region=region,
+                        provision_cmd=provision_cmd,
+                    )
+            except (TargetError, BackendError) as exc:
+                raise InputError(f"{scenario.name}: {exc}") from None
+            runner = Runner(
+                scenario,
+                target,
+                workspace,
+                seed=run_seed,
+                clock=clock,
+                progress=Progress(stream=sys.stderr),
+                webhook=webhook,
+            )
+            result = await runner.run()
+    click.echo(render_table(result, color=color))
+    return result
