@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from simulator.api.client import ApiReply, ApiUnreachable, DevicesClient
 from simulator.backend.http import HttpRequest, HttpResponse, HttpServer
-from simulator.device.firmware import ClickRecognised
+from simulator.device.firmware import ClickRecognised, GaveUp
 from simulator.device.fleet import DeviceRecord
 from simulator.device.gestures import press_timings
 from simulator.protocol import ClickType, format_timestamp
@@ -243,7 +243,8 @@ class Runner:
             if not failures:
                 _save(step.call, reply, scope)
                 return dataclasses.replace(result, message=f"matched after {attempts} attempt(s)")
-            if time.monotonic() + step.interval > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 failed = self._with_exchange(result, step.call, reply, scope)
                 return dataclasses.replace(
                     failed,
@@ -251,7 +252,7 @@ class Runner:
                     message=f"no match within {step.timeout:g} s ({attempts} attempts): "
                     f"{failures[0]}",
                 )
-            await asyncio.sleep(step.interval)
+            await asyncio.sleep(min(step.interval, remaining))
 
     async def _click(self, step: model.Step, scope: Variables, result: StepResult) -> StepResult:
         assert isinstance(step, model.ClickStep)
@@ -267,6 +268,7 @@ class Runner:
             rng=random.Random(f"{self.seed}/{device_id}/{self.records[device_id].seq}")
         )
         recognised: list[str] = []
+        gave_up: list[GaveUp] = []
         try:
             await press_once(
                 firmware,
@@ -275,7 +277,7 @@ class Runner:
                 tls_context=device.tls_context() if self.target.broker.tls else None,
                 timeout=CLICK_TIMEOUT_S,
                 clock=self.clock,
-                on_event=lambda event: _note_click(event, recognised),
+                on_event=lambda event: _note_click(event, recognised, gave_up),
                 until="delivered",
             )
             timed_out = ""
@@ -294,6 +296,13 @@ class Runner:
             result, sent={"device": device_id, "press_ms": list(durations)}, received=received
         )
         delivered = bool(recognised) and counters.published == len(recognised)
+        if gave_up and not counters.published:
+            broker = f"{self.target.broker.host}:{self.target.broker.port}"
+            message = (
+                f"the device could not connect to the broker at {broker} "
+                f"({gave_up[0].attempts} attempts): is it up, and does it trust the fleet's CA?"
+            )
+            return dataclasses.replace(result, outcome=Outcome.ERROR, message=message)
         if step.expect_delivered and not delivered:
             reason = timed_out or (
                 "the device made no click (is its battery dead?)"
@@ -423,9 +432,11 @@ def _describe(expect: model.Expect) -> dict[str, Any]:
     return described
 
 
-def _note_click(event: object, recognised: list[str]) -> None:
+def _note_click(event: object, recognised: list[str], gave_up: list[GaveUp]) -> None:
     if isinstance(event, ClickRecognised):
         recognised.append(event.click.click_type.value)
+    elif isinstance(event, GaveUp):
+        gave_up.append(event)
 
 
 _Handler = Callable[[Runner, Any, Variables, StepResult], Awaitable[StepResult]]

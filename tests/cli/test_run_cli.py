@@ -1,0 +1,370 @@
+"""``clicksim run`` from the command line: bundled scenarios, failures, reports, bad input.
+
+Most tests run the command in-process against the embedded reference backend. The
+external mode runs against ``clicksim backend serve`` started as its own process,
+with the fleet provisioned through its admin endpoint by a ``--provision-cmd``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from junitparser import Failure, JUnitXml, Skipped
+
+from simulator.cli.run import scenario_names
+from simulator.workspace import CaFolder
+from tests.cli.conftest import assert_input_error, run
+
+ACCOUNT_ID = "111111111111"
+ACCESS_KEY = "AKIACLICKSIMRUNTEST1"
+SECRET_KEY = "run-test-secret-key-000000000001"
+ADMIN_TOKEN = "run-test-admin-token"
+NO_CLOCK_REASON = (
+    "skipped: needs the backend's clock, which the runner can move only in the "
+    "embedded reference backend"
+)
+
+MUST_FAIL = """\
+name: must-fail
+steps:
+  - name: the device is mine already (it is not)
+    call: DescribeDevice
+    with: {deviceId: "${devices[0]}"}
+    expect: {status: 200}
+  - name: never runs
+    call: ListDevices
+"""
+
+MIXED = """\
+name: mixed
+steps:
+  - name: listing works
+    call: ListDevices
+    expect: {body: {devices: []}}
+  - name: wrong on purpose
+    call: DescribeDevice
+    with: {deviceId: "${devices[0]}"}
+    expect: {status: 200}
+  - name: after the failure
+    sleep: 10ms
+"""
+
+
+def rows(stdout: str) -> dict[str, str]:
+    """The table's rows: step path -> outcome (names may hold spaces; outcome is 2nd last)."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"STEP\s+NAME\s+OUTCOME", line))
+    table: dict[str, str] = {}
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        cells = line.split()
+        table[cells[0]] = cells[-2]
+    return table
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The test account's keys in the environment, and nothing from ~/.aws."""
+    empty = tmp_path / "aws-empty"
+    empty.write_text("")
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "CLICKSIM_CA_DIR",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+
+
+# --- the embedded reference backend ---------------------------------------------------
+
+
+def test_list_shows_every_bundled_scenario(in_tmp: Path) -> None:
+    result = run("run", "--list")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == scenario_names()
+    assert len(lines) == 12
+    assert all(len(line.split()) > 1 for line in lines)  # each with its description
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_every_bundled_scenario_passes(in_tmp: Path, name: str) -> None:
+    result = run("run", name)
+    assert result.exit_code == 0, result.output
+    table = rows(result.stdout)
+    assert table
+    assert set(table.values()) == {"passed"}, result.stdout
+    assert re.search(rf"^{len(table)} passed, 0 failed, 0 skipped in ", result.stdout, re.M)
+    assert "FAILED" not in result.stdout
+    assert f"scenario {name}" in result.stdout
+
+
+def test_a_scenario_that_must_fail_exits_1_with_a_clear_report(in_tmp: Path) -> None:
+    (in_tmp / "must-fail.yaml").write_text(MUST_FAIL)
+    result = run("run", "must-fail.yaml")
+    assert result.exit_code == 1, result.output
+    out = result.stdout
+    assert rows(out) == {"1": "failed", "2": "skipped"}
+    report = out[out.index("FAILED 1 the device is mine already (it is not) (line 3)") :]
+    message, sent, expected, received = re.split(
+        r"^  (?:sent|expected|received):$", report, maxsplit=3, flags=re.M
+    )
+    assert "status 404 (ResourceNotFoundException), expected 200" in message
+    assert '"operation": "DescribeDevice"' in sent
+    assert '"method": "GET"' in sent
+    assert re.search(r'"status": \[\s+200\s+\]', expected)
+    assert '"status": 404' in received
+    assert '"error": "ResourceNotFoundException"' in received
+    assert "2 never runs: not run: step 1 failed" in out
+    assert "0 passed, 1 failed, 1 skipped" in out
+    assert "must-fail 1 the device is mine already (it is not): failed" in result.stderr
+
+
+def test_junit_xml_and_json_reports(in_tmp: Path) -> None:
+    (in_tmp / "mixed.yaml").write_text(MIXED)
+    result = run(
+        "run", "mixed.yaml", "--junit-xml", "reports/junit.xml", "--json", "reports/run.json"
+    )
+    assert result.exit_code == 1, result.output
+
+    (suite,) = list(JUnitXml.fromfile(str(in_tmp / "reports" / "junit.xml")))
+    assert suite.name == "mixed"
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (3, 1, 0, 1)
+    cases = {case.name: case for case in suite}
+    assert set(cases) == {"1 listing works", "2 wrong on purpose", "3 after the failure"}
+    assert cases["1 listing works"].is_passed
+    (failure,) = cases["2 wrong on purpose"].result
+    assert isinstance(failure, Failure)
+    assert failure.message == "status 404 (ResourceNotFoundException), expected 200"
+    assert failure.text is not None
+    for label in ("sent:", "expected:", "received:", "DescribeDevice"):
+        assert label in failure.text
+    (skipped,) = cases["3 after the failure"].result
+    assert isinstance(skipped, Skipped)
+    assert skipped.message == "not run: step 2 failed"
+
+    document = json.loads((in_tmp / "reports" / "run.json").read_text())
+    assert document["format"] == "clicksim-run/1"
+    (scenario,) = document["scenarios"]
+    assert scenario["name"] == "mixed"
+    assert scenario["ok"] is False
+    assert scenario["target"] == "the embedded reference backend"
+    assert scenario["counts"] == {"passed": 1, "failed": 1, "skipped": 1, "error": 0, "total": 3}
+    outcomes = [(step["path"], step["outcome"]) for step in scenario["steps"]]
+    assert outcomes == [("1", "passed"), ("2", "failed"), ("3", "skipped")]
+    failed = scenario["steps"][1]
+    assert failed["received"]["status"] == 404
+    assert failed["expected"] == {"status": [200]}
+    assert failed["sent"]["operation"] == "DescribeDevice"
+    assert failed["line"] == 6
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "fragments"),
+    [
+        (
+            "steps:\n  - call: ListDevices\n  - call: DescribeDevices\n",
+            ["bad.yaml"],
+            ["bad.yaml:3: steps[1].call: unknown operation 'DescribeDevices'"],
+        ),
+        (
+            "steps:\n  - call: ListDevices\n    with: a: b\n",
+            ["bad.yaml"],
+            ["bad.yaml:3: not valid YAML"],
+        ),
+        (None, ["no-such-scenario"], ["unknown scenario 'no-such-scenario'", "--list"]),
+        (
+            None,
+            ["initiate-click-finalize", "--api", "http://127.0.0.1:9"],
+            ["--api and --broker go together"],
+        ),
+        (
+            None,
+            ["initiate-click-finalize", "--account", "owner=default"],
+            ["need --api"],
+        ),
+    ],
+    ids=["unknown-operation", "yaml-syntax", "unknown-name", "api-without-broker", "no-api"],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    in_tmp: Path, text: str | None, args: list[str], fragments: list[str]
+) -> None:
+    if text is not None:
+        (in_tmp / "bad.yaml").write_text(text)
+    assert_input_error(run("run", *args), *fragments)
+
+
+def test_an_unreachable_backend_exits_2(in_tmp: Path, aws_env: None, ca_folder: CaFolder) -> None:
+    api_port = closed_port()
+    result = run(
+        "run",
+        "initiate-click-finalize",
+        "--api",
+        f"http://127.0.0.1:{api_port}",
+        "--broker",
+        f"mqtts://127.0.0.1:{closed_port()}",
+        "--ca-dir",
+        str(ca_folder.path),
+    )
+    assert result.exit_code == 2, result.output
+    table = rows(result.stdout)
+    assert table["1"] == "error"
+    assert set(table.values()) == {"error", "skipped"}
+    assert f"cannot reach http://127.0.0.1:{api_port}/" in result.stdout
+
+
+# --- an external backend: clicksim backend serve as a process ------------------------
+
+PROVISION = """\
+import sys
+import urllib.request
+
+api_url, token, manifest = sys.argv[1:]
+with open(manifest, "rb") as file:
+    body = file.read()
+request = urllib.request.Request(
+    api_url + "/_clicksim/fleets",
+    data=body,
+    method="POST",
+    headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"},
+)
+with urllib.request.urlopen(request, timeout=10) as reply:
+    if reply.status != 200:
+        sys.exit(f"the backend answered {reply.status}")
+"""
+
+
+@dataclass(frozen=True)
+class ServedBackend:
+    api_url: str
+    broker_url: str
+    ca_dir: Path
+    provision_cmd: str
+
+    def run(self, scenario: str, *extra: str) -> list[str]:
+        return [
+            "run",
+            scenario,
+            "--api",
+            self.api_url,
+            "--broker",
+            self.broker_url,
+            "--ca-dir",
+            str(self.ca_dir),
+            *extra,
+        ]
+
+
+def _read_until(log: Path, pattern: str, process: subprocess.Popen[bytes]) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if found := re.search(pattern, log.read_text()):
+            return found[1]
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"the backend never printed {pattern!r}: {log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, ca_folder: CaFolder
+) -> Iterator[ServedBackend]:
+    """``clicksim backend serve`` on free ports, with a copy of the session CA."""
+    folder = tmp_path_factory.mktemp("served")
+    ca_dir = folder / "certs"
+    shutil.copytree(ca_folder.path, ca_dir)
+    script = folder / "provision.py"
+    script.write_text(PROVISION)
+    log = folder / "serve.out"
+    args = [
+        sys.executable, "-m", "simulator.cli", "backend", "serve",
+        "--port", "0", "--mqtt-port", "0", "--ca-dir", str(ca_dir),
+        "--db", str(folder / "backend.db"),
+        "--account", f"{ACCOUNT_ID}:{ACCESS_KEY}:{SECRET_KEY}",
+        "--admin-token", ADMIN_TOKEN,
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        api_url = _read_until(log, r"Devices API\s+(\S+)", process)
+        broker_url = _read_until(log, r"MQTT ingest\s+(mqtts://\S+)", process)
+        provision = shlex.join([sys.executable, str(script), api_url, ADMIN_TOKEN])
+        yield ServedBackend(
+            api_url=api_url, broker_url=broker_url, ca_dir=ca_dir, provision_cmd=provision
+        )
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_external_initiate_click_finalize(
+    in_tmp: Path, aws_env: None, served: ServedBackend
+) -> None:
+    result = run(*served.run("initiate-click-finalize", "--provision-cmd", served.provision_cmd))
+    assert result.exit_code == 0, result.output
+    table = rows(result.stdout)
+    assert len(table) == 6
+    assert set(table.values()) == {"passed"}
+    assert f"target {served.api_url}," in result.stdout
+
+
+def test_external_backend_clock_steps_are_skipped_with_the_reason(
+    in_tmp: Path, aws_env: None, served: ServedBackend
+) -> None:
+    result = run(*served.run("finalize-without-click", "--provision-cmd", served.provision_cmd))
+    assert result.exit_code == 0, result.output
+    table = rows(result.stdout)
+    assert table == {str(n): "passed" for n in range(1, 10)} | {"10": "skipped", "11": "skipped"}
+    assert f"10 sixteen minutes pass: {NO_CLOCK_REASON}" in result.stdout
+    assert f"11 the initiation expired: {NO_CLOCK_REASON}" in result.stdout
+    assert "9 passed, 0 failed, 2 skipped" in result.stdout
+
+
+def test_a_failing_provision_command_exits_2(
+    in_tmp: Path, aws_env: None, served: ServedBackend
+) -> None:
+    script = "import sys; sys.stderr.write('the inventory is read-only\\n'); sys.exit(3)"
+    failing = shlex.join([sys.executable, "-c", script])
+    result = run(*served.run("initiate-click-finalize", "--provision-cmd", failing))
+    assert_input_error(
+        result,
+        "initiate-click-finalize: --provision-cmd exited with status 3: the inventory is read-only",
+    )
