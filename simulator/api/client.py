@@ -232,9 +232,7 @@ def _serialize(
 def _text(value: object) -> str:
     if isinstance(value, datetime):
         stamp = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return stamp.strftime(
-            "%Y-%m-%dT%H:%M:%S.%fZ" if stamp.microsecond else "%Y-%m-%dT%H:%M:%SZ"
-        )
+        return stamp.strftime(_ISO8601_MICRO if stamp.microsecond else _ISO8601)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -89,9 +89,9 @@ async def send(
         port = parts.port or _DEFAULT_PORTS[parts.scheme]
     except ValueError:
         raise HttpClientError(shown, "the port is not a number in 0..65535") from None
-    request = _request(parts, method, headers, body)
     tls = (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
     try:
+        request = _request(parts, method, headers, body)
         async with asyncio.timeout(timeout):
             return await _exchange(parts.hostname, port, tls, request, body, max_body)
     except TimeoutError:
@@ -106,6 +106,8 @@ async def send(
         raise HttpClientError(shown, exc.strerror or str(exc) or type(exc).__name__) from None
     except h11.RemoteProtocolError as exc:
         raise HttpClientError(shown, f"malformed response: {exc}") from None
+    except (h11.LocalProtocolError, UnicodeError) as exc:
+        raise HttpClientError(shown, f"cannot send to this URL: {exc}") from None
     except _BodyTooLarge:
         raise HttpClientError(shown, f"response body over {max_body} bytes") from None
 

@@ -11,6 +11,7 @@ header that the SDKs read to pick the exception class. Every answer carries an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 from simulator.api import sigv4
-from simulator.api.model import InvalidInput, OperationSpec, ServiceModel, load_model, parse_input
+from simulator.api.model import InvalidInput, OperationSpec, load_model, parse_input
 from simulator.api.openapi import openapi_document
 from simulator.backend import errors
 from simulator.backend.accounts import Accounts
@@ -147,15 +148,11 @@ class ApiApp:
         accounts: Accounts,
         *,
         admin: Mapping[str, AdminHandler] | None = None,
-        model: ServiceModel | None = None,
-        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.service = service
         self.accounts = accounts
-        self.model = model or load_model()
+        self.model = load_model()
         self._admin = dict(admin or {})
-        self._wall_clock = wall_clock
-        """Signatures are checked against real time, whatever the service's clock says."""
         self._openapi = json.dumps(openapi_document(self.model)).encode()
         missing = set(self.model.operations) ^ set(_OPERATIONS)
         assert not missing, f"operations without a handler or model: {missing}"
@@ -202,8 +199,14 @@ class ApiApp:
             return self._preflight(request)
         matched = self.model.match(request.method, request.path)
         if matched is None:
-            if self.model.methods_for(request.path):
-                raise _MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+            if methods := self.model.methods_for(request.path):
+                refused = _error(
+                    405,
+                    "MethodNotAllowedException",
+                    f"{request.method} is not allowed on {request.path}",
+                )
+                allow = ("allow", ", ".join(sorted({*methods, "OPTIONS"})))
+                return dataclasses.replace(refused, headers=(*refused.headers, allow))
             raise _NotFound(f"no operation at {request.path}")
         operation, path_params = matched
         exchange.operation = operation.name
@@ -224,7 +227,7 @@ class ApiApp:
                 headers=request.headers,
                 body=request.body,
             ),
-            now=datetime.fromtimestamp(self._wall_clock(), UTC),
+            now=datetime.now(UTC),  # real time, whatever the service's clock says
             lookup=self.accounts.credentials,
         )
         account = self.accounts.by_access_key(caller.access_key)
@@ -260,11 +263,6 @@ class _NotFound(errors.ApiError):
 
     code = "UnknownOperationException"
     status = 404
-
-
-class _MethodNotAllowed(errors.ApiError):
-    code = "MethodNotAllowedException"
-    status = 405
 
 
 def _success(operation: OperationSpec, result: dict[str, object] | None) -> HttpResponse:

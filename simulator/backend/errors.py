@@ -49,8 +49,3 @@ class PreconditionFailed(ApiError):
 class RangeNotSatisfiable(ApiError):
     code = "RangeNotSatisfiableException"
     status = 416
-
-
-class InternalFailure(ApiError):
-    code = "InternalFailureException"
-    status = 500

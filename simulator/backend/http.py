@@ -19,6 +19,7 @@ import contextlib
 import http
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -280,7 +281,11 @@ def _reason(status: int) -> bytes:
 
 def _error(status: int, code: str, message: str) -> HttpResponse:
     body = json.dumps({"code": code, "message": message}).encode()
-    headers = (("content-type", "application/json"), ("x-amzn-errortype", code))
+    headers = (
+        ("content-type", "application/json"),
+        ("x-amzn-errortype", code),
+        ("x-amzn-requestid", str(uuid.uuid4())),
+    )
     return HttpResponse(status, headers, body)
 
 

@@ -61,11 +61,9 @@ class ClickRecorder:
         service: DevicesService,
         *,
         clock: Callable[[], float] = time.time,
-        max_batch: int = MAX_BATCH,
     ) -> None:
         self._service = service
         self._clock = clock
-        self._max_batch = max_batch
         self._queue: collections.deque[_Pending] = collections.deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -120,7 +118,7 @@ class ClickRecorder:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
-                count = min(len(self._queue), self._max_batch)
+                count = min(len(self._queue), MAX_BATCH)
                 batch = [self._queue.popleft() for _ in range(count)]
                 self._commit(batch)
                 # Let the publishers of this batch ack, and new publishes queue up.

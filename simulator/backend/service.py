@@ -37,7 +37,7 @@ _LAMBDA_ARN: Final = re.compile(
     r"arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,140}"
     r"(:[A-Za-z0-9_$-]{1,128})?"
 )
-_URL: Final = re.compile(r"https?://[^\s/?#]+[^\s]*")
+_URL: Final = re.compile(r"https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?([/?#]\S*)?")
 
 _ERRORS_BY_CODE: Final[dict[str, type[errors.ApiError]]] = {
     cls.code: cls
@@ -558,7 +558,7 @@ def _callback(value: object) -> dict[str, str]:
     ((kind, target),) = value.items()
     if kind == "awsLambdaArn" and isinstance(target, str) and _LAMBDA_ARN.fullmatch(target):
         return {kind: target}
-    if kind == "url" and isinstance(target, str) and _URL.fullmatch(target):
+    if kind == "url" and isinstance(target, str) and target.isascii() and _URL.fullmatch(target):
         return {kind: target}
     raise errors.InvalidRequest(
         f"deviceMethodParameters.callback.{kind}: not a valid Lambda function ARN or http(s) URL"

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,7 +109,6 @@ class Deliverer:
         backoff: Backoff = Backoff(),
         concurrency: int = 16,
         timeout: float = 10.0,
-        ssl_context: ssl.SSLContext | None = None,
         log: logging.Logger = LOGGER,
     ) -> None:
         if concurrency < 1:
@@ -120,7 +118,6 @@ class Deliverer:
         self._backoff = backoff
         self._concurrency = concurrency
         self._timeout = timeout
-        self._ssl_context = ssl_context
         self._log = log
         self._wake = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
@@ -197,6 +194,7 @@ class Deliverer:
             )
         except Exception:  # the store failed: the delivery stays pending as it was
             self._log.exception("webhook outbox failed recording delivery %d", delivery.id)
+            await asyncio.sleep(self._backoff.first)  # not a hot loop on a failing store
         finally:
             del self._in_flight[delivery.device_id]
             self._wake.set()
@@ -212,7 +210,6 @@ class Deliverer:
                 ),
                 body=delivery.body,
                 timeout=self._timeout,
-                ssl_context=self._ssl_context,
             )
         except HttpClientError as exc:
             return exc.cause

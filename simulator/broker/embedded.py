@@ -92,6 +92,8 @@ DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 _CLOSE_TIMEOUT: Final = 5.0
 """Seconds to wait for a refused peer to answer the TLS close before dropping it."""
 _MAX_CONNECT_BYTES: Final = 64 * 1024
+MAX_PACKET_BYTES: Final = 256 * 1024
+"""Larger packets close the connection: AWS IoT's own limit is 128 KB of payload."""
 """A larger CONNECT (only a will message or a password could make it so) is refused."""
 _MQTT_311: Final = 4
 _CONNECT_PACKET_TYPE: Final = 1
@@ -633,31 +635,37 @@ class EmbeddedBroker:
         finally:
             pump.cancel()  # amqtt is done with the connection; so is the hook
             await asyncio.wait([pump])
-            if not writer.is_closing():  # amqtt normally closes it itself
-                await _close(writer)
+            if pump.cancelled() or pump.result():
+                if not writer.is_closing():  # amqtt normally closes it itself
+                    await _close(writer)
+            else:  # a malformed packet: its sender may still be sending; drop it hard
+                writer.transport.abort()
 
-    async def _pump(self, reader: asyncio.StreamReader, feed: _PacketFeed, client_id: str) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, feed: _PacketFeed, client_id: str) -> bool:
         """Pass the client's packets to amqtt, each PUBLISH it may send through the hook first.
 
         amqtt acknowledges a QoS 1 PUBLISH as soon as it has read it, so the hook runs
         before amqtt can read it. The packets stay in order; the client's next packet
         waits until the hook returned. If the hook raises, the PUBLISH and what follows
         are never passed on: amqtt sees the end of the stream and closes the connection.
+        Returns False for a malformed packet, whose sender may still be sending.
         """
         try:
             while first := await reader.read(1):
-                packet = await _read_packet(reader, first)
+                packet = await _read_packet(reader, first, limit=MAX_PACKET_BYTES)
                 if (
                     first[0] >> 4 == _PUBLISH_PACKET_TYPE
                     and self._on_publish is not None
                     and not await self._hand_over(packet, client_id, self._on_publish)
                 ):
-                    return
+                    return True
                 await feed.put(packet)
+            return True
         except (OSError, EOFError):  # the connection broke off mid-packet
-            return
+            return True
         except _Malformed as exc:
             LOGGER.warning("closing the connection of %r: malformed packet (%s)", client_id, exc)
+            return False
         finally:
             feed.feed_eof()
 

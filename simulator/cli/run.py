@@ -14,6 +14,7 @@ import click
 
 from simulator.cli.app import InputError
 from simulator.resources import bundled_dir
+from simulator.workspace import DEFAULT_CA_DIR
 
 if TYPE_CHECKING:  # the runner's imports are heavy: load them when the command runs
     from simulator.scenario.model import Scenario
@@ -110,7 +111,11 @@ def command(
         raise click.UsageError("name a scenario (see --list), or give --all")
     if (api_url is None) != (broker_url is None):
         raise click.UsageError("--api and --broker go together")
-    if api_url is None and (account_profiles or provision_cmd or ca_dir or region):
+    # CLICKSIM_CA_DIR, set for every command, must not make an embedded run fail.
+    ca_dir_given = click.get_current_context().get_parameter_source("ca_dir") is (
+        click.core.ParameterSource.COMMANDLINE
+    )
+    if api_url is None and (account_profiles or provision_cmd or ca_dir_given or region):
         raise click.UsageError("--account, --ca-dir, --region and --provision-cmd need --api")
     profiles = dict(_profile_pair(pair) for pair in account_profiles)
     try:
@@ -122,7 +127,7 @@ def command(
             loaded,
             api_url=api_url,
             broker_url=broker_url,
-            ca_dir=ca_dir or (Path("certs") if api_url else None),
+            ca_dir=(ca_dir or DEFAULT_CA_DIR) if api_url else None,
             profiles=profiles,
             region=region,
             provision_cmd=provision_cmd,

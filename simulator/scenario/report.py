@@ -55,9 +55,10 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
+
+from simulator.protocol import format_timestamp
 
 JSON_FORMAT = "clicksim-run/1"
 
@@ -160,11 +161,6 @@ def _xml_text(text: str) -> str:
 
 def _seconds(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
-
-
-def _iso(timestamp: float) -> str:
-    moment = datetime.fromtimestamp(timestamp, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _jsonable(value: object) -> object:
@@ -420,7 +416,7 @@ def write_json(results: Sequence[ScenarioResult], path: Path) -> None:
                 "target": result.target,
                 "seed": result.seed,
                 "ok": result.ok,
-                "started_at": _iso(result.started_at),
+                "started_at": format_timestamp(result.started_at),
                 "seconds": round(result.seconds, 3),
                 "counts": _counts(result),
                 "steps": [
@@ -479,7 +475,7 @@ def write_junit_xml(results: Sequence[ScenarioResult], path: Path) -> None:
                 skipped=str(result.skipped),
                 time=f"{result.seconds:.3f}",
                 # The common schema wants a local-style timestamp without a zone: UTC.
-                timestamp=_iso(result.started_at)[:19],
+                timestamp=format_timestamp(result.started_at)[:19],
             ),
         )
         properties = ET.SubElement(suite, "properties")

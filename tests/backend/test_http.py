@@ -214,6 +214,7 @@ def test_malformed_http_gets_400_and_the_connection_closes(
         assert reply.status == 400
         assert reply.headers["connection"] == "close"
         assert reply.headers["x-amzn-errortype"] == "InvalidRequestException"
+        assert reply.headers["x-amzn-requestid"]
         assert _summary(reply)["code"] == "InvalidRequestException"
         assert await client.closed_by_server()
         await client.close()
@@ -291,6 +292,7 @@ def test_a_failing_handler_gets_500_one_log_line_and_the_server_goes_on(
         reply = await client.reply()
         assert reply.status == 500
         assert reply.headers["x-amzn-errortype"] == "InternalFailureException"
+        assert reply.headers["x-amzn-requestid"]
         assert reply.headers["content-type"] == "application/json"
         assert reply.json() == {"code": "InternalFailureException", "message": "internal failure"}
         # The same connection, then a new one, are still served.

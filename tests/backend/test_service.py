@@ -420,6 +420,8 @@ def test_the_five_methods(service: DevicesService) -> None:
         ("setOnClickCallback", "button", "not json"),
         ("setDeviceHealthMonitorCallback", "device", '{"condition": NaN}'),
         ("setOnClickCallback", "button", '{"callback": {"url": "ftp://x/"}}'),
+        ("setOnClickCallback", "button", '{"callback": {"url": "http://a..b/"}}'),
+        ("setOnClickCallback", "button", '{"callback": {"url": "http://h/\u00e9"}}'),
         ("setOnClickCallback", "button", '{"callback": {"awsLambdaArn": "arn:aws:s3:::b"}}'),
         ("setOnClickCallback", "button", '{"callback": {"url": "http://x/"}, "extra": 1}'),
         (

@@ -27,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from simulator.broker.embedded import (
+    MAX_PACKET_BYTES,
     EmbeddedBroker,
     EmbeddedBrokerError,
     publish_allowed,
@@ -668,3 +669,23 @@ def test_refused_publish_never_reaches_the_hook(bench: Bench) -> None:
         Publish(topic=status, payload=b"{}", qos=0, client_id=DEVICE),
     ]
     assert broker.refused_publishes == 2
+
+
+def test_an_oversized_publish_closes_the_connection_unseen(
+    bench: Bench, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client may not make the broker buffer a packet of any size it announces."""
+    own_topic, _ = click_payload(DEVICE)
+    taken: list[Publish] = []
+
+    async def hook(publish: Publish) -> None:
+        taken.append(publish)
+
+    async def scenario(broker: EmbeddedBroker) -> None:
+        with pytest.raises(aiomqtt.MqttError):
+            async with client(broker, DEVICE, bench.device_context(DEVICE)) as device:
+                await device.publish(own_topic, b"x" * (MAX_PACKET_BYTES + 1), qos=1, timeout=5)
+
+    run_with_broker(bench, scenario, on_publish=hook)
+    assert taken == []
+    assert any("malformed packet" in record.getMessage() for record in caplog.records)

@@ -368,3 +368,14 @@ def test_a_failing_provision_command_exits_2(
         result,
         "initiate-click-finalize: --provision-cmd exited with status 3: the inventory is read-only",
     )
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_clicksim_ca_dir_in_the_environment_does_not_stop_an_embedded_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The README sets CLICKSIM_CA_DIR for every command; only a --ca-dir flag needs --api."""
+    monkeypatch.setenv("CLICKSIM_CA_DIR", "certs")
+    result = run("run", "claim-by-code")
+    assert result.exit_code == 0, result.output
+    assert_input_error(run("run", "claim-by-code", "--ca-dir", "certs"), "need --api")
