@@ -12,12 +12,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import botocore.session
 import pytest
 
 from tests.cli.conftest import assert_input_error, run
 
+STOP_TIMEOUT_S = 30  # generous: a loaded 2-core machine is slow to stop a backend
 GOOD_ACCOUNT = "111111111111:AKIAGOOD00000000001:a-secret-of-enough-length"
 
 
@@ -99,13 +101,13 @@ def serve(ca_dir: Path, in_tmp: Path) -> Iterator[list[subprocess.Popen[str]]]:
     yield processes
     for process in processes:
         process.send_signal(signal.SIGINT)
-        process.wait(10)
+        process.wait(STOP_TIMEOUT_S)
         assert process.stdout is not None
         process.stdout.close()
 
 
-def _start(processes: list[subprocess.Popen[str]]) -> dict[str, str]:
-    process = subprocess.Popen(
+def _popen_serve(log: IO[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -118,16 +120,27 @@ def _start(processes: list[subprocess.Popen[str]]) -> dict[str, str]:
             "0",
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def _start(processes: list[subprocess.Popen[str]]) -> dict[str, str]:
+    log_path = Path.cwd() / f"serve-{len(processes)}.log"
+    with log_path.open("w") as log:  # the child keeps its own descriptor
+        process = _popen_serve(log)
     processes.append(process)
     assert process.stdout is not None
     printed: dict[str, str] = {}
     deadline = time.monotonic() + 30
     while "AWS_DEFAULT_REGION" not in printed and time.monotonic() < deadline:
         line = process.stdout.readline()
+        if not line:
+            raise AssertionError(
+                f"backend serve ended before announcing itself:\n{log_path.read_text()}"
+            )
+
         if match := re.search(r"Devices API\s+(\S+)", line):
             printed["api"] = match[1]
         if match := re.search(r"export (AWS_\w+)=(\S+)", line):
@@ -148,7 +161,7 @@ def test_with_no_account_it_prints_working_development_credentials_stable_per_da
     )
     assert client.list_devices()["Devices"] == []
     serve[0].send_signal(signal.SIGINT)
-    assert serve[0].wait(10) == 0
+    assert serve[0].wait(STOP_TIMEOUT_S) == 0
     assert serve[0].stdout is not None
     serve[0].stdout.close()
     serve.clear()
