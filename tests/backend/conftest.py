@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import threading
+import time
+import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -93,23 +96,42 @@ def backend(backend_config: BackendConfig) -> Iterator[ReferenceBackend]:
 
 
 SdkFactory = Callable[[Account], Any]
+WAIT = 15.0
+
+
+def sdk_client(api_url: str, account: Account) -> Any:
+    """A real botocore iot1click-devices client for an account, pointed at a backend."""
+    return botocore.session.get_session().create_client(
+        "iot1click-devices",
+        region_name="us-east-1",
+        endpoint_url=api_url,
+        aws_access_key_id=account.credentials.access_key,
+        aws_secret_access_key=account.credentials.secret_key,
+    )
 
 
 @pytest.fixture
 def sdk(backend: ReferenceBackend) -> SdkFactory:
-    """A real botocore iot1click-devices client for an account, pointed at the backend."""
-    session = botocore.session.get_session()
+    return lambda account: sdk_client(backend.api_url, account)
 
-    def client(account: Account) -> Any:
-        return session.create_client(
-            "iot1click-devices",
-            region_name="us-east-1",
-            endpoint_url=backend.api_url,
-            aws_access_key_id=account.credentials.access_key,
-            aws_secret_access_key=account.credentials.secret_key,
-        )
 
-    return client
+def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(0.02)
+
+
+def admin_status(backend: ReferenceBackend) -> dict[str, Any]:
+    """The backend's /_clicksim/status document."""
+    request = urllib.request.Request(
+        f"{backend.api_url}/_clicksim/status",
+        headers={"Authorization": f"Bearer {backend.admin_token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        document: dict[str, Any] = json.load(reply)
+    return document
 
 
 Clicker = Callable[..., None]

@@ -13,27 +13,33 @@ import json
 import logging
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 import aiomqtt
-import botocore.session
 import pytest
 
 from simulator import protocol
-from simulator.backend.accounts import Account
 from simulator.backend.server import BackendConfig, ReferenceBackend
 from simulator.protocol import ClickType
 from simulator.runtime.connection import parse_broker_url
 from simulator.runtime.fleet import Fleet
-from tests.backend.conftest import ALICE, CLAIM_CODE, BackendThread, Clicker, SdkFactory
+from tests.backend.conftest import (
+    ALICE,
+    CLAIM_CODE,
+    WAIT,
+    BackendThread,
+    Clicker,
+    SdkFactory,
+    admin_status,
+    sdk_client,
+    wait_until,
+)
 from tests.http_receiver import Answer, Received, Receiver, Respond
 from tests.support import free_port
 
 _T = TypeVar("_T")
 
-WAIT = 15.0
 """Seconds a delivery may take before a test gives up (the default backoff starts at 0.5 s)."""
 
 
@@ -60,34 +66,6 @@ class ReceiverThread:
 
     def _run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(0.02)
-
-
-def status(backend: ReferenceBackend) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{backend.api_url}/_clicksim/status",
-        headers={"Authorization": f"Bearer {backend.admin_token}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        document: dict[str, Any] = json.load(reply)
-    return document
-
-
-def client_for(backend: ReferenceBackend, account: Account) -> Any:
-    return botocore.session.get_session().create_client(
-        "iot1click-devices",
-        region_name="us-east-1",
-        endpoint_url=backend.api_url,
-        aws_access_key_id=account.credentials.access_key,
-        aws_secret_access_key=account.credentials.secret_key,
-    )
 
 
 def invoke(client: Any, device: str, kind: str, method: str, parameters: object = None) -> Any:
@@ -199,14 +177,16 @@ def test_a_disabled_devices_click_is_listed_not_posted_then_enabled_clicks_arriv
         press(device, ClickType.SINGLE)
         assert [event["clickType"] for event in listed_events(alice, device)] == ["SINGLE"]
         # The outbox is written in the click's own transaction: nothing was queued.
-        assert status(backend)["pendingCallbacks"] == 0
+        assert admin_status(backend)["pendingCallbacks"] == 0
 
         alice.update_device_state(DeviceId=device, Enabled=True)
         press(device, ClickType.DOUBLE)
         press(device, ClickType.SINGLE)
         events = listed_events(alice, device)
         assert [event["clickType"] for event in events] == ["SINGLE", "DOUBLE", "SINGLE"]
-        wait_until(lambda: len(receiver.requests) >= 2 and status(backend)["pendingCallbacks"] == 0)
+        wait_until(
+            lambda: len(receiver.requests) >= 2 and admin_status(backend)["pendingCallbacks"] == 0
+        )
         time.sleep(0.3)  # a third POST (the disabled click's) would show up now
 
     expected = [
@@ -256,7 +236,7 @@ def test_a_500_is_retried_after_the_backoff_and_later_clicks_wait_their_turn(
             make_click(backend_fleet, device, 3, 89.25, ClickType.LONG),
         ]
         publish(backend, backend_fleet, clicks)
-        wait_until(lambda: status(backend)["pendingCallbacks"] == 0)
+        wait_until(lambda: admin_status(backend)["pendingCallbacks"] == 0)
         time.sleep(0.3)
 
     first, second, third = (click_event(click) for click in clicks)
@@ -288,7 +268,9 @@ def test_the_health_callback_fires_each_time_remaining_life_falls_below_the_thre
         lives = [12.0, 10.0, 9.5, 9.0, 50.0, 5.0]  # crosses below 10 twice: at 9.5 and at 5
         clicks = [make_click(backend_fleet, device, seq, life) for seq, life in enumerate(lives)]
         publish(backend, backend_fleet, clicks)
-        wait_until(lambda: len(receiver.requests) >= 8 and status(backend)["pendingCallbacks"] == 0)
+        wait_until(
+            lambda: len(receiver.requests) >= 8 and admin_status(backend)["pendingCallbacks"] == 0
+        )
         time.sleep(0.3)
         parameters = invoke(alice, device, "device", "getDeviceHealthParameters")
 
@@ -316,7 +298,7 @@ def test_a_pending_delivery_survives_a_restart_of_the_backend(
     port = free_port()
     url = f"http://127.0.0.1:{port}/hook"
     with BackendThread(restartable) as backend:  # the receiver is down all along
-        alice = client_for(backend, ALICE)
+        alice = sdk_client(backend.api_url, ALICE)
         claim_and_enable(alice, device)
         invoke(alice, device, "button", "setOnClickCallback", {"callback": {"url": url}})
         click = make_click(backend_fleet, device, 1, 77.5, ClickType.DOUBLE)
@@ -324,10 +306,10 @@ def test_a_pending_delivery_survives_a_restart_of_the_backend(
         wait_until(
             lambda: any("connection refused" in r.getMessage() for r in caplog.records), WAIT
         )
-        assert status(backend)["pendingCallbacks"] == 1
+        assert admin_status(backend)["pendingCallbacks"] == 1
 
     with ReceiverThread(port=port) as receiver, BackendThread(restartable) as backend:
-        wait_until(lambda: status(backend)["pendingCallbacks"] == 0)
+        wait_until(lambda: admin_status(backend)["pendingCallbacks"] == 0)
         time.sleep(0.3)
 
     assert posted(receiver) == [("/hook", click_event(click))]

@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiomqtt
-import botocore.session
 import pytest
 
 from simulator import protocol
 from simulator.runtime.fleet import Fleet
 from simulator.workspace import CaFolder
-from tests.backend.conftest import ALICE, CLAIM_CODE
+from tests.backend.conftest import ALICE, CLAIM_CODE, sdk_client
 
 ACCOUNT_SPEC = f"{ALICE.account_id}:{ALICE.credentials.access_key}:{ALICE.credentials.secret_key}"
 
@@ -95,16 +94,6 @@ def process(
     backend.stop()
 
 
-def _client(api_url: str) -> Any:
-    return botocore.session.get_session().create_client(
-        "iot1click-devices",
-        region_name="us-east-1",
-        endpoint_url=api_url,
-        aws_access_key_id=ALICE.credentials.access_key,
-        aws_secret_access_key=ALICE.credentials.secret_key,
-    )
-
-
 async def _publish(
     fleet: Fleet,
     device_id: str,
@@ -154,7 +143,7 @@ def test_sigkill_loses_no_acknowledged_click_and_a_restart_carries_on(
     process: BackendProcess, backend_fleet: Fleet, kill_after: int
 ) -> None:
     process.start()
-    client = _client(process.api_url)
+    client = sdk_client(process.api_url, ALICE)
     client.claim_devices_by_claim_code(ClaimCode=CLAIM_CODE)
     device_id = sorted(r.device_id for r in backend_fleet.manifest.devices)[0]
     acked = asyncio.run(
@@ -170,7 +159,7 @@ def test_sigkill_loses_no_acknowledged_click_and_a_restart_carries_on(
     assert len(acked) >= kill_after
 
     process.start()  # same database
-    client = _client(process.api_url)
+    client = sdk_client(process.api_url, ALICE)
     stored = _stored_seqs(process.db, device_id)
     missing = sorted(set(acked) - stored)
     assert missing == [], f"acknowledged but lost: {missing[:10]}"

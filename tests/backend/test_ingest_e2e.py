@@ -14,17 +14,14 @@ import json
 import logging
 import random
 import time
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
-import botocore.session
 import pytest
 
 from simulator import protocol
-from simulator.backend.accounts import Account
 from simulator.backend.ingest import ExternalIngest
 from simulator.backend.server import BackendConfig, ReferenceBackend
 from simulator.broker.hook import Publish
@@ -35,42 +32,22 @@ from simulator.runtime.button import press_once
 from simulator.runtime.connection import client_tls_context, parse_broker_url
 from simulator.runtime.fleet import Fleet
 from simulator.workspace import CaFolder, create_fleet
-from tests.backend.conftest import ALICE, BOB, CLAIM_CODE, BackendThread, SdkFactory
+from tests.backend.conftest import (
+    ALICE,
+    BOB,
+    CLAIM_CODE,
+    BackendThread,
+    SdkFactory,
+    admin_status,
+    sdk_client,
+    wait_until,
+)
 from tests.support import Mosquitto, require_mosquitto
 
-WAIT = 15.0
 GEN1_CODE = "C-GENONEBUTTON01"
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(0.02)
-
-
-def status(backend: ReferenceBackend) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{backend.api_url}/_clicksim/status",
-        headers={"Authorization": f"Bearer {backend.admin_token}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        document: dict[str, Any] = json.load(reply)
-    return document
-
-
-def client_for(backend: ReferenceBackend, account: Account) -> Any:
-    return botocore.session.get_session().create_client(
-        "iot1click-devices",
-        region_name="us-east-1",
-        endpoint_url=backend.api_url,
-        aws_access_key_id=account.credentials.access_key,
-        aws_secret_access_key=account.credentials.secret_key,
-    )
 
 
 def events_of(client: Any, device: str) -> list[dict[str, Any]]:
@@ -225,7 +202,7 @@ def test_malformed_publishes_are_counted_logged_acknowledged_and_harm_nothing(
         [oneclick(make_click(stranger_fleet, stranger, 1))],
     )
 
-    report = status(backend)
+    report = admin_status(backend)
     assert report["ingest"] == {
         "stored": 1,
         "duplicates": 0,
@@ -253,7 +230,7 @@ def test_malformed_publishes_are_counted_logged_acknowledged_and_harm_nothing(
     # Still serving, and still ingesting: a real press afterwards is stored too.
     press(backend.mqtt_url, backend_fleet.path, device, ClickType.DOUBLE)
     assert [e["clickType"] for e in events_of(alice, device)] == ["SINGLE", "DOUBLE"]
-    assert status(backend)["ingest"]["stored"] == 2
+    assert admin_status(backend)["ingest"]["stored"] == 2
 
 
 def test_the_same_seq_twice_is_stored_once(
@@ -267,7 +244,7 @@ def test_the_same_seq_twice_is_stored_once(
     publish_raw(backend.mqtt_url, backend_fleet, device, [first, first])
     publish_raw(backend.mqtt_url, backend_fleet, device, [first, second])  # a new connection
     assert [e["clickType"] for e in events_of(alice, device)] == ["LONG", "SINGLE"]
-    assert status(backend)["ingest"] == {"stored": 2, "duplicates": 2, "rejected": {}}
+    assert admin_status(backend)["ingest"] == {"stored": 2, "duplicates": 2, "rejected": {}}
 
 
 def test_the_iotbutton_format_is_ingested(
@@ -278,14 +255,14 @@ def test_the_iotbutton_format_is_ingested(
     (serial,) = ids(fleet)
     record = fleet.device(serial).record
     with BackendThread(config) as backend:
-        bob = client_for(backend, BOB)
+        bob = sdk_client(backend.api_url, BOB)
         assert bob.claim_devices_by_claim_code(ClaimCode=GEN1_CODE)["Total"] == 1
         before = time.time()
         press(backend.mqtt_url, gen1_fleet_path, serial, ClickType.SINGLE)
         press(backend.mqtt_url, gen1_fleet_path, serial, ClickType.DOUBLE)
         after = time.time()
         events = events_of(bob, serial)
-        report = status(backend)
+        report = admin_status(backend)
 
     assert fleet.device(serial).profile.payload == PayloadFormat.IOTBUTTON
     assert [e["clickType"] for e in events] == ["SINGLE", "DOUBLE"]  # no seq: both kept
@@ -342,12 +319,12 @@ def test_a_press_through_an_external_broker_is_listed(
     device = ids(backend_fleet)[0]
     with BackendThread(external_config) as backend:
         assert backend.mqtt_url == external_config.broker_url
-        alice = client_for(backend, ALICE)
+        alice = sdk_client(backend.api_url, ALICE)
         alice.claim_devices_by_claim_code(ClaimCode=CLAIM_CODE)
         press(backend.mqtt_url, backend_fleet.path, device, ClickType.LONG)
         wait_until(lambda: len(events_of(alice, device)) == 1)
         (event,) = events_of(alice, device)
-        report = status(backend)
+        report = admin_status(backend)
     assert event["clickType"] == "LONG"
     assert event["certificateId"] == backend_fleet.device(device).record.certificate_id
     assert report["ingest"] == {"stored": 1, "duplicates": 0, "rejected": {}}
@@ -360,7 +337,7 @@ def test_clicks_published_while_the_backend_is_down_are_ingested_when_it_starts(
     url = external_config.broker_url
     assert url is not None
     with BackendThread(external_config) as backend:
-        alice = client_for(backend, ALICE)
+        alice = sdk_client(backend.api_url, ALICE)
         alice.claim_devices_by_claim_code(ClaimCode=CLAIM_CODE)
         press(url, backend_fleet.path, device, ClickType.SINGLE)
         wait_until(lambda: len(events_of(alice, device)) == 1)
@@ -372,11 +349,11 @@ def test_clicks_published_while_the_backend_is_down_are_ingested_when_it_starts(
     publish_raw(url, backend_fleet, device, [(topic, b"{truncated")])
 
     with BackendThread(external_config) as backend:
-        alice = client_for(backend, ALICE)
+        alice = sdk_client(backend.api_url, ALICE)
         wait_until(lambda: len(events_of(alice, device)) == 3)
-        wait_until(lambda: sum(status(backend)["ingest"]["rejected"].values()) == 1)
+        wait_until(lambda: sum(admin_status(backend)["ingest"]["rejected"].values()) == 1)
         events = events_of(alice, device)
-        report = status(backend)
+        report = admin_status(backend)
     assert [e["clickType"] for e in events] == ["SINGLE", "DOUBLE", "LONG"]
     assert report["ingest"] == {"stored": 2, "duplicates": 0, "rejected": {"malformed": 1}}
     assert report["events"] == 3

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from simulator.backend.accounts import Account
 from simulator.backend.server import ReferenceBackend
 from simulator.runtime.fleet import Fleet
 from tests.backend.conftest import ALICE, BOB, CLAIM_CODE, Clicker, SdkFactory
@@ -185,39 +186,31 @@ def test_one_account_never_sees_anothers_devices(sdk: SdkFactory, backend_fleet:
 
 def test_two_accounts_racing_for_one_device_one_wins(sdk: SdkFactory, backend_fleet: Fleet) -> None:
     device = ids(backend_fleet)[2]
-    clients = [sdk(ALICE), sdk(BOB)] * 8
+    racers = [(ALICE, sdk(ALICE)), (BOB, sdk(BOB))] * 8
 
-    def initiate(client: Any) -> str:
-        try:
-            client.initiate_device_claim(DeviceId=device)
-        except client.exceptions.ResourceConflictException:
-            return "conflict"
-        return "initiated"
+    def winners(attempt: Callable[[Any], object], refusal: str) -> set[str]:
+        """The accounts whose call went through when all race; the rest got ``refusal``."""
 
-    with concurrent.futures.ThreadPoolExecutor(len(clients)) as pool:
-        outcomes = list(pool.map(initiate, clients))
-    winners = {
-        clients[i]._request_signer._credentials.access_key
-        for i, outcome in enumerate(outcomes)
-        if outcome == "initiated"
-    }
-    assert len(winners) == 1
+        def race(racer: tuple[Account, Any]) -> str | None:
+            account, client = racer
+            try:
+                attempt(client)
+            except getattr(client.exceptions, refusal):
+                return None
+            return account.account_id
 
-    def claim(client: Any) -> str:
-        try:
-            client.claim_devices_by_claim_code(ClaimCode=CLAIM_CODE)
-        except client.exceptions.ForbiddenException:
-            return "forbidden"
-        return "claimed"
+        with concurrent.futures.ThreadPoolExecutor(len(racers)) as pool:
+            return {winner for winner in pool.map(race, racers) if winner is not None}
 
-    with concurrent.futures.ThreadPoolExecutor(len(clients)) as pool:
-        outcomes = list(pool.map(claim, clients))
-    winners = {
-        clients[i]._request_signer._credentials.access_key
-        for i, outcome in enumerate(outcomes)
-        if outcome == "claimed"
-    }
-    assert len(winners) == 1
+    initiated = winners(
+        lambda client: client.initiate_device_claim(DeviceId=device), "ResourceConflictException"
+    )
+    assert len(initiated) == 1
+    claimed = winners(
+        lambda client: client.claim_devices_by_claim_code(ClaimCode=CLAIM_CODE),
+        "ForbiddenException",
+    )
+    assert len(claimed) == 1
 
 
 def test_unknown_keys_and_bad_secrets_are_refused_as_aws_names_them(
