@@ -379,3 +379,18 @@ def test_clicksim_ca_dir_in_the_environment_does_not_stop_an_embedded_run(
     result = run("run", "claim-by-code")
     assert result.exit_code == 0, result.output
     assert_input_error(run("run", "claim-by-code", "--ca-dir", "certs"), "need --api")
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_an_external_run_without_a_ca_says_how_to_make_one(in_tmp: Path) -> None:
+    result = run(
+        "run", "claim-by-code", "--api", "http://127.0.0.1:9", "--broker", "mqtts://127.0.0.1:9",
+        "--ca-dir", str(in_tmp / "no-ca"),
+    )  # fmt: skip
+    assert_input_error(result, "no-ca", "clicksim ca init")
+
+
+def test_a_scenario_whose_profile_file_is_bad_names_the_profile_line(in_tmp: Path) -> None:
+    (in_tmp / "bad.toml").write_text('name = "bad"\n')
+    (in_tmp / "uses-bad.yaml").write_text("fleet: {profile: bad.toml}\nsteps: [{sleep: 1ms}]\n")
+    assert_input_error(run("run", "uses-bad.yaml"), "bad.toml:1:")
