@@ -410,7 +410,12 @@ def _iso8601(name: str, text: str, shown: str) -> datetime:
         raise InvalidInput(
             f"{name}: must be an ISO 8601 date-time such as 2024-05-01T12:00:00Z, got {shown}"
         ) from None
-    return stamp.astimezone(UTC)
+    try:
+        return stamp.astimezone(UTC)
+    except OverflowError:
+        # A valid stamp such as 0001-01-01T00:00:00+01:00 lies outside what datetime holds in
+        # UTC; as a bound of a time window it means "before (after) everything": clamp.
+        return (datetime.min if stamp.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 def _bounds(low: int | None, high: int | None) -> str:

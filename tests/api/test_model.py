@@ -384,6 +384,8 @@ def test_repeated_tag_keys_make_a_list_in_order(model: ServiceModel) -> None:
         ("2024-01-01T00:00:00", datetime(2024, 1, 1, tzinfo=UTC)),
         ("2024-01-01T02:00:00%2B02:00", datetime(2024, 1, 1, tzinfo=UTC)),
         ("2023-12-31T19:30:00-0430", datetime(2024, 1, 1, tzinfo=UTC)),
+        ("0001-01-01T00:00:00%2B00:01", datetime.min.replace(tzinfo=UTC)),
+        ("9999-12-31T23:59:59-01:00", datetime.max.replace(tzinfo=UTC)),
     ],
 )
 def test_timestamps_are_iso8601_and_come_out_aware_utc(
