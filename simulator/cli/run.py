@@ -117,7 +117,7 @@ def command(
     )
     if api_url is None and (account_profiles or provision_cmd or ca_dir_given or region):
         raise click.UsageError("--account, --ca-dir, --region and --provision-cmd need --api")
-    profiles = dict(_profile_pair(pair) for pair in account_profiles)
+    profiles = dict(profile_pair(pair) for pair in account_profiles)
     try:
         loaded = [load_scenario(scenario_path(reference)) for reference in scenarios]
     except ScenarioError as exc:
@@ -156,7 +156,7 @@ def _list() -> None:
         click.echo(f"{name:<34} {summary}")
 
 
-def _profile_pair(text: str) -> tuple[str, str]:
+def profile_pair(text: str) -> tuple[str, str]:
     name, sep, profile = text.partition("=")
     if not sep or not name or not profile:
         raise click.UsageError(f"--account {text!r}: expected NAME=PROFILE")
@@ -187,6 +187,7 @@ async def _run_one(
         embedded_target,
         external_target,
         prepare_workspace,
+        provision,
     )
 
     run_seed = seed or scenario.fleet.seed or scenario.name
@@ -203,20 +204,31 @@ async def _run_one(
                 if api_url is None:
                     target = await stack.enter_async_context(
                         embedded_target(
-                            scenario, workspace, seed=run_seed, clock=clock, db=root / "backend.db"
+                            ca_folder=workspace.ca_folder,
+                            manifests=[workspace.manifest],
+                            account_names=scenario.accounts,
+                            seed=run_seed,
+                            clock=clock,
+                            db=root / "backend.db",
                         )
                     )
                 else:
                     assert broker_url is not None
                     target = external_target(
-                        scenario,
-                        workspace,
+                        scenario.accounts,
                         api_url=api_url,
                         broker_url=broker_url,
                         profiles=profiles,
                         region=region,
-                        provision_cmd=provision_cmd,
+                        env=os.environ,
                     )
+                    if provision_cmd is not None:
+                        provision(
+                            provision_cmd,
+                            workspace.manifest,
+                            ca_dir=workspace.ca_folder.path,
+                            env=os.environ,
+                        )
             except (TargetError, BackendError) as exc:
                 raise InputError(f"{scenario.name}: {exc}") from None
             runner = Runner(

@@ -146,37 +146,37 @@ def _escape_char(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     return _TERMINAL_UNSAFE.sub(_escape_char, text)
 
 
-def _one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
+def one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def _xml_text(text: str) -> str:
+def xml_text(text: str) -> str:
     return _XML_UNSAFE.sub(_escape_char, text)
 
 
-def _seconds(value: float) -> str:
+def seconds_text(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
-def _jsonable(value: object) -> object:
+def jsonable(value: object) -> object:
     """The one conversion of recorded values to JSON, shared by every output."""
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, enum.Enum):
-        return _jsonable(value.value)
+        return jsonable(value.value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
+        return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(item) for item in value]
+        return [jsonable(item) for item in value]
     return str(value)
 
 
@@ -203,7 +203,7 @@ def _shorten(value: object) -> tuple[object, bool]:
 
 
 def _pretty(value: object, *, truncate: bool) -> str:
-    data = _jsonable(value)
+    data = jsonable(value)
     cut = False
     if truncate:
         data, cut = _shorten(data)
@@ -216,7 +216,7 @@ def _pretty(value: object, *, truncate: bool) -> str:
     return "\n".join(lines)
 
 
-def _details(step: StepResult, *, truncate: bool, indent: str) -> str:
+def details(step: StepResult, *, truncate: bool, indent: str) -> str:
     """The "sent / expected / received" block of a failed step."""
     parts = [f"{step.message}"] if step.message else []
     for label, value in (
@@ -236,12 +236,12 @@ def _summary(result: ScenarioResult) -> str:
     counts = [f"{result.passed} passed", f"{result.failed} failed", f"{result.skipped} skipped"]
     if result.errors:
         counts.append(f"{result.errors} error" + ("s" if result.errors > 1 else ""))
-    return f"{', '.join(counts)} in {_seconds(result.seconds)} s"
+    return f"{', '.join(counts)} in {seconds_text(result.seconds)} s"
 
 
 # --- terminal --------------------------------------------------------------------------
 
-_COLORS = {
+OUTCOME_COLORS = {
     Outcome.PASSED: "32",
     Outcome.FAILED: "31",
     Outcome.SKIPPED: "33",
@@ -249,7 +249,7 @@ _COLORS = {
 }
 
 
-def _paint(text: str, code: str, color: bool) -> str:
+def paint(text: str, code: str, color: bool) -> str:
     return f"\x1b[{code}m{text}\x1b[0m" if color else text
 
 
@@ -261,10 +261,10 @@ def render_table(result: ScenarioResult, *, color: bool) -> str:
     header = ("STEP", "NAME", "OUTCOME", "SECONDS")
     rows = [
         (
-            _printable(step.path),
-            _one_line(_printable(step.name), _MAX_NAME),
+            printable(step.path),
+            one_line(printable(step.name), _MAX_NAME),
             step.outcome.value,
-            _seconds(step.seconds),
+            seconds_text(step.seconds),
         )
         for step in result.steps
     ]
@@ -274,15 +274,17 @@ def render_table(result: ScenarioResult, *, color: bool) -> str:
         path, name, verdict, seconds = cells
         padded = verdict.ljust(widths[2])
         if outcome is not None:
-            padded = _paint(verdict, _COLORS[outcome], color) + " " * (widths[2] - len(verdict))
+            padded = paint(verdict, OUTCOME_COLORS[outcome], color) + " " * (
+                widths[2] - len(verdict)
+            )
         return "  ".join(
             (path.ljust(widths[0]), name.ljust(widths[1]), padded, seconds.rjust(widths[3]))
         )
 
     lines = [
-        _paint(f"scenario {_printable(result.scenario)}", "1", color)
-        + f"  ({_printable(result.path)})",
-        f"target {_printable(result.target)}, seed {_printable(result.seed)}",
+        paint(f"scenario {printable(result.scenario)}", "1", color)
+        + f"  ({printable(result.path)})",
+        f"target {printable(result.target)}, seed {printable(result.seed)}",
         "",
         row_text(header, None),
     ]
@@ -291,18 +293,17 @@ def render_table(result: ScenarioResult, *, color: bool) -> str:
     broken = [s for s in result.steps if s.outcome in (Outcome.FAILED, Outcome.ERROR)]
     for step in broken:
         title = f"{step.outcome.value.upper()} {step.path} {step.name} (line {step.line})"
-        lines += ["", _paint(_printable(_one_line(title)), _COLORS[step.outcome], color)]
-        details = _details(step, truncate=True, indent="    ")
-        lines += ["  " + _printable(line) for line in details.splitlines()]
+        lines += ["", paint(printable(one_line(title)), OUTCOME_COLORS[step.outcome], color)]
+        block = details(step, truncate=True, indent="    ")
+        lines += ["  " + printable(line) for line in block.splitlines()]
     skipped = [s for s in result.steps if s.outcome is Outcome.SKIPPED and s.message]
     if skipped:
         lines += ["", "skipped:"]
         lines += [
-            f"  {_printable(s.path)} {_printable(_one_line(s.name))}: "
-            f"{_printable(_one_line(s.message))}"
+            f"  {printable(s.path)} {printable(one_line(s.name))}: {printable(one_line(s.message))}"
             for s in skipped
         ]
-    lines += ["", _paint(_summary(result), "32" if result.ok else "31", color)]
+    lines += ["", paint(_summary(result), "32" if result.ok else "31", color)]
     return "\n".join(lines) + "\n"
 
 
@@ -335,7 +336,7 @@ class Progress:
     def begin(self, scenario: str, total: int | None = None) -> None:
         """A scenario starts; ``total`` is its number of top-level steps, when known."""
         self._clear()
-        self._scenario = f"{_printable(scenario)} " if scenario else ""
+        self._scenario = f"{printable(scenario)} " if scenario else ""
         self._total = total
         self._top_level = []
         self._began = self._clock()
@@ -349,8 +350,8 @@ class Progress:
             total = f"/{self._total}" if self._total is not None else ""
             elapsed = self._clock() - self._began
             self._draw(
-                f"{self._scenario}[{len(self._top_level)}{total}] {_printable(path)} "
-                f"{_one_line(_printable(name))}  {elapsed:.1f} s"
+                f"{self._scenario}[{len(self._top_level)}{total}] {printable(path)} "
+                f"{one_line(printable(name))}  {elapsed:.1f} s"
             )
 
     def finish(self, result: StepResult) -> None:
@@ -360,11 +361,11 @@ class Progress:
             return
         self._clear()
         line = (
-            f"{self._scenario}{_printable(result.path)} {_one_line(_printable(result.name))}: "
-            f"{result.outcome.value} ({_seconds(result.seconds)} s)"
+            f"{self._scenario}{printable(result.path)} {one_line(printable(result.name))}: "
+            f"{result.outcome.value} ({seconds_text(result.seconds)} s)"
         )
         if result.message and result.outcome is not Outcome.PASSED:
-            line += f" - {_one_line(_printable(result.message))}"
+            line += f" - {one_line(printable(result.message))}"
         self._stream.write(line + "\n")
         self._stream.flush()
 
@@ -405,6 +406,22 @@ def _counts(result: ScenarioResult) -> dict[str, int]:
     }
 
 
+def step_document(step: StepResult) -> dict[str, object]:
+    """One step in the JSON reports (``clicksim run`` and ``clicksim conformance``)."""
+    return {
+        "path": step.path,
+        "name": step.name,
+        "kind": step.kind,
+        "outcome": step.outcome.value,
+        "seconds": round(step.seconds, 3),
+        "line": step.line,
+        "message": step.message,
+        "sent": jsonable(step.sent),
+        "expected": jsonable(step.expected),
+        "received": jsonable(step.received),
+    }
+
+
 def write_json(results: Sequence[ScenarioResult], path: Path) -> None:
     """The machine-readable run, format ``clicksim-run/1`` (see the module docstring)."""
     document = {
@@ -419,21 +436,7 @@ def write_json(results: Sequence[ScenarioResult], path: Path) -> None:
                 "started_at": format_timestamp(result.started_at),
                 "seconds": round(result.seconds, 3),
                 "counts": _counts(result),
-                "steps": [
-                    {
-                        "path": step.path,
-                        "name": step.name,
-                        "kind": step.kind,
-                        "outcome": step.outcome.value,
-                        "seconds": round(step.seconds, 3),
-                        "line": step.line,
-                        "message": step.message,
-                        "sent": _jsonable(step.sent),
-                        "expected": _jsonable(step.expected),
-                        "received": _jsonable(step.received),
-                    }
-                    for step in result.steps
-                ],
+                "steps": [step_document(step) for step in result.steps],
             }
             for result in results
         ],
@@ -442,8 +445,8 @@ def write_json(results: Sequence[ScenarioResult], path: Path) -> None:
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _attrs(**values: str) -> dict[str, str]:
-    return {key: _xml_text(value) for key, value in values.items()}
+def xml_attrs(**values: str) -> dict[str, str]:
+    return {key: xml_text(value) for key, value in values.items()}
 
 
 def write_junit_xml(results: Sequence[ScenarioResult], path: Path) -> None:
@@ -455,7 +458,7 @@ def write_junit_xml(results: Sequence[ScenarioResult], path: Path) -> None:
     """
     root = ET.Element(
         "testsuites",
-        _attrs(
+        xml_attrs(
             name="clicksim",
             tests=str(sum(len(r.steps) for r in results)),
             failures=str(sum(r.failed for r in results)),
@@ -467,7 +470,7 @@ def write_junit_xml(results: Sequence[ScenarioResult], path: Path) -> None:
         suite = ET.SubElement(
             root,
             "testsuite",
-            _attrs(
+            xml_attrs(
                 name=result.scenario,
                 tests=str(len(result.steps)),
                 failures=str(result.failed),
@@ -484,12 +487,12 @@ def write_junit_xml(results: Sequence[ScenarioResult], path: Path) -> None:
             ("target", result.target),
             ("seed", result.seed),
         ):
-            ET.SubElement(properties, "property", _attrs(name=name, value=value))
+            ET.SubElement(properties, "property", xml_attrs(name=name, value=value))
         for step in result.steps:
             case = ET.SubElement(
                 suite,
                 "testcase",
-                _attrs(
+                xml_attrs(
                     classname=result.scenario,
                     name=f"{step.path} {step.name}",
                     time=f"{step.seconds:.3f}",
@@ -499,15 +502,15 @@ def write_junit_xml(results: Sequence[ScenarioResult], path: Path) -> None:
             )
             if step.outcome is Outcome.PASSED:
                 continue
-            message = _one_line(step.message) or step.outcome.value
+            message = one_line(step.message) or step.outcome.value
             tag = {
                 Outcome.FAILED: "failure",
                 Outcome.ERROR: "error",
                 Outcome.SKIPPED: "skipped",
             }[step.outcome]
-            element = ET.SubElement(case, tag, _attrs(message=message))
+            element = ET.SubElement(case, tag, xml_attrs(message=message))
             if step.outcome is not Outcome.SKIPPED:
-                element.text = _xml_text(_details(step, truncate=False, indent="  "))
+                element.text = xml_text(details(step, truncate=False, indent="  "))
     ET.indent(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

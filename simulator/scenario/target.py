@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import shlex
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,10 +119,10 @@ def _profile_file(scenario: Scenario) -> Path | None:
     return (scenario.path.parent / scenario.fleet.profile).resolve()
 
 
-def generated_accounts(scenario: Scenario, seed: str) -> dict[str, ActingAccount]:
-    """One account per scenario account, ids 100000000001 upwards, keys from the seed."""
+def generated_accounts(names: Sequence[str], seed: str) -> dict[str, ActingAccount]:
+    """One account per name, ids 100000000001 upwards, keys from the seed."""
     accounts = {}
-    for number, name in enumerate(scenario.accounts, start=1):
+    for number, name in enumerate(names, start=1):
         digest = hashlib.sha256(f"clicksim-account\0{seed}\0{name}".encode()).hexdigest()
         accounts[name] = ActingAccount(
             name=name,
@@ -137,15 +136,22 @@ def generated_accounts(scenario: Scenario, seed: str) -> dict[str, ActingAccount
 
 @contextlib.asynccontextmanager
 async def embedded_target(
-    scenario: Scenario, workspace: Workspace, *, seed: str, clock: ScenarioClock, db: Path
+    *,
+    ca_folder: CaFolder,
+    manifests: Sequence[Path],
+    account_names: Sequence[str],
+    seed: str,
+    clock: ScenarioClock,
+    db: Path,
 ) -> AsyncIterator[Target]:
-    accounts = generated_accounts(scenario, seed)
+    """A fresh reference backend with ``manifests`` in its inventory, on the run's clock."""
+    accounts = generated_accounts(account_names, seed)
     config = BackendConfig(
-        ca_dir=workspace.ca_folder.path,
+        ca_dir=ca_folder.path,
         db=db,
         port=0,
         mqtt_port=0,
-        fleets=(workspace.manifest,),
+        fleets=tuple(manifests),
         accounts=tuple(
             Account(account_id=str(a.account_id), credentials=a.credentials)
             for a in accounts.values()
@@ -164,57 +170,55 @@ async def embedded_target(
 
 
 def external_target(
-    scenario: Scenario,
-    workspace: Workspace,
+    account_names: Sequence[str],
     *,
     api_url: str,
     broker_url: str,
     profiles: Mapping[str, str],
     region: str | None,
-    provision_cmd: str | None,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str],
+    every_account: bool = True,
 ) -> Target:
-    """Resolve each account's keys, provision the fleet, and describe the target."""
-    environment = dict(os.environ if env is None else env)
-    unknown = sorted(set(profiles) - set(scenario.accounts))
+    """Resolve each account's keys and describe the target.
+
+    The first account signs with the AWS credential chain unless ``profiles`` names
+    one; the others need a profile. Without ``every_account``, an account with no
+    profile is left out (the caller skips what needs it) instead of refused.
+    """
+    unknown = sorted(set(profiles) - set(account_names))
     if unknown:
-        raise TargetError(f"--account {unknown[0]}: the scenario has no such account")
+        known = ", ".join(account_names)
+        raise TargetError(f"--account {unknown[0]}: no such account (there are: {known})")
     accounts: dict[str, ActingAccount] = {}
-    for index, name in enumerate(scenario.accounts):
+    for index, name in enumerate(account_names):
         if name not in profiles and index > 0:
-            raise TargetError(
-                f"the scenario's account {name!r} needs keys: give --account {name}=PROFILE"
-            )
+            if not every_account:
+                continue
+            raise TargetError(f"the account {name!r} needs keys: give --account {name}=PROFILE")
         try:
-            credentials = resolve(profiles.get(name), env=environment)
+            credentials = resolve(profiles.get(name), env=env)
         except CredentialsError as exc:
             raise TargetError(f"account {name}: {exc}") from None
         accounts[name] = ActingAccount(name=name, account_id=None, credentials=credentials)
-    first_profile = profiles.get(scenario.accounts[0])
-    if provision_cmd is not None:
-        provision(provision_cmd, workspace, env=environment)
+    first_profile = profiles.get(account_names[0])
     return Target(
         description=api_url,
         api_url=api_url,
         broker=parse_broker_url(broker_url),
         accounts=accounts,
-        region=region or resolve_region(first_profile, env=environment) or "us-east-1",
+        region=region or resolve_region(first_profile, env=env) or "us-east-1",
         backend_clock=False,
     )
 
 
-def provision(command: str, workspace: Workspace, *, env: Mapping[str, str]) -> None:
+def provision(command: str, manifest: Path, *, ca_dir: Path, env: Mapping[str, str]) -> None:
     """Run the user's command with the manifest's path; it must add the fleet and exit 0."""
-    line = f"{command} {shlex.quote(str(workspace.manifest))}"
+    line = f"{command} {shlex.quote(str(manifest))}"
     try:
         done = subprocess.run(
             line,
             shell=True,  # the user's own command line, as they would type it
-            env={
-                **env,
-                "CLICKSIM_MANIFEST": str(workspace.manifest),
-                "CLICKSIM_CA_DIR": str(workspace.ca_folder.path),
-            },
+            env={**env, "CLICKSIM_MANIFEST": str(manifest), "CLICKSIM_CA_DIR": str(ca_dir)},
             capture_output=True,
             text=True,
             timeout=PROVISION_TIMEOUT_S,

@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from simulator.cli import main
 from simulator.workspace import CaFolder
+from tests.cli.external import ServedBackend, serve_backend, use_test_accounts
 
 
 @pytest.fixture
@@ -47,3 +48,18 @@ def assert_input_error(result: Result, *fragments: str) -> None:
 
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob(".*"))
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The test accounts' keys (owner: the environment; rival: AWS profile ``rival``)."""
+    use_test_accounts(monkeypatch, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, ca_folder: CaFolder
+) -> Iterator[ServedBackend]:
+    """``clicksim backend serve`` as a process, for the module's tests."""
+    with serve_backend(tmp_path_factory.mktemp("served"), ca_folder.path) as backend:
+        yield backend

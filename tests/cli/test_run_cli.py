@@ -8,17 +8,9 @@ with the fleet provisioned through its admin endpoint by a ``--provision-cmd``.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,11 +19,9 @@ from junitparser import Failure, JUnitXml, Skipped
 from simulator.cli.run import scenario_names
 from simulator.workspace import CaFolder
 from tests.cli.conftest import assert_input_error, run
+from tests.cli.external import ServedBackend
+from tests.support import free_port
 
-ACCOUNT_ID = "111111111111"
-ACCESS_KEY = "AKIACLICKSIMRUNTEST1"
-SECRET_KEY = "run-test-secret-key-000000000001"
-ADMIN_TOKEN = "run-test-admin-token"
 NO_CLOCK_REASON = (
     "skipped: needs the backend's clock, which the runner can move only in the "
     "embedded reference backend"
@@ -74,33 +64,6 @@ def rows(stdout: str) -> dict[str, str]:
         cells = line.split()
         table[cells[0]] = cells[-2]
     return table
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The test account's keys in the environment, and nothing from ~/.aws."""
-    empty = tmp_path / "aws-empty"
-    empty.write_text("")
-    for name in (
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "CLICKSIM_CA_DIR",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
 
 
 # --- the embedded reference backend ---------------------------------------------------
@@ -223,14 +186,14 @@ def test_bad_input_is_one_line_and_exit_2(
 
 
 def test_an_unreachable_backend_exits_2(in_tmp: Path, aws_env: None, ca_folder: CaFolder) -> None:
-    api_port = closed_port()
+    api_port = free_port()
     result = run(
         "run",
         "initiate-click-finalize",
         "--api",
         f"http://127.0.0.1:{api_port}",
         "--broker",
-        f"mqtts://127.0.0.1:{closed_port()}",
+        f"mqtts://127.0.0.1:{free_port()}",
         "--ca-dir",
         str(ca_folder.path),
     )
@@ -243,102 +206,17 @@ def test_an_unreachable_backend_exits_2(in_tmp: Path, aws_env: None, ca_folder: 
 
 # --- an external backend: clicksim backend serve as a process ------------------------
 
-PROVISION = """\
-import sys
-import urllib.request
 
-api_url, token, manifest = sys.argv[1:]
-with open(manifest, "rb") as file:
-    body = file.read()
-request = urllib.request.Request(
-    api_url + "/_clicksim/fleets",
-    data=body,
-    method="POST",
-    headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"},
-)
-with urllib.request.urlopen(request, timeout=10) as reply:
-    if reply.status != 200:
-        sys.exit(f"the backend answered {reply.status}")
-"""
-
-
-@dataclass(frozen=True)
-class ServedBackend:
-    api_url: str
-    broker_url: str
-    ca_dir: Path
-    provision_cmd: str
-
-    def run(self, scenario: str, *extra: str) -> list[str]:
-        return [
-            "run",
-            scenario,
-            "--api",
-            self.api_url,
-            "--broker",
-            self.broker_url,
-            "--ca-dir",
-            str(self.ca_dir),
-            *extra,
-        ]
-
-
-def _read_until(log: Path, pattern: str, process: subprocess.Popen[bytes]) -> str:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if found := re.search(pattern, log.read_text()):
-            return found[1]
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"the backend never printed {pattern!r}: {log.read_text()}")
-
-
-@pytest.fixture(scope="module")
-def served(
-    tmp_path_factory: pytest.TempPathFactory, ca_folder: CaFolder
-) -> Iterator[ServedBackend]:
-    """``clicksim backend serve`` on free ports, with a copy of the session CA."""
-    folder = tmp_path_factory.mktemp("served")
-    ca_dir = folder / "certs"
-    shutil.copytree(ca_folder.path, ca_dir)
-    script = folder / "provision.py"
-    script.write_text(PROVISION)
-    log = folder / "serve.out"
-    args = [
-        sys.executable, "-m", "simulator.cli", "backend", "serve",
-        "--port", "0", "--mqtt-port", "0", "--ca-dir", str(ca_dir),
-        "--db", str(folder / "backend.db"),
-        "--account", f"{ACCOUNT_ID}:{ACCESS_KEY}:{SECRET_KEY}",
-        "--admin-token", ADMIN_TOKEN,
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            args,
-            stdout=out,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    try:
-        api_url = _read_until(log, r"Devices API\s+(\S+)", process)
-        broker_url = _read_until(log, r"MQTT ingest\s+(mqtts://\S+)", process)
-        provision = shlex.join([sys.executable, str(script), api_url, ADMIN_TOKEN])
-        yield ServedBackend(
-            api_url=api_url, broker_url=broker_url, ca_dir=ca_dir, provision_cmd=provision
-        )
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def served_run(served: ServedBackend, scenario: str, provision_cmd: str = "") -> list[str]:
+    """``clicksim run SCENARIO`` against ``served``, provisioned by its own script by default."""
+    provision = provision_cmd or served.provision_cmd
+    return ["run", scenario, *served.target(), "--provision-cmd", provision]
 
 
 def test_external_initiate_click_finalize(
     in_tmp: Path, aws_env: None, served: ServedBackend
 ) -> None:
-    result = run(*served.run("initiate-click-finalize", "--provision-cmd", served.provision_cmd))
+    result = run(*served_run(served, "initiate-click-finalize"))
     assert result.exit_code == 0, result.output
     table = rows(result.stdout)
     assert len(table) == 6
@@ -349,7 +227,7 @@ def test_external_initiate_click_finalize(
 def test_external_backend_clock_steps_are_skipped_with_the_reason(
     in_tmp: Path, aws_env: None, served: ServedBackend
 ) -> None:
-    result = run(*served.run("finalize-without-click", "--provision-cmd", served.provision_cmd))
+    result = run(*served_run(served, "finalize-without-click"))
     assert result.exit_code == 0, result.output
     table = rows(result.stdout)
     assert table == {str(n): "passed" for n in range(1, 10)} | {"10": "skipped", "11": "skipped"}
@@ -363,11 +241,40 @@ def test_a_failing_provision_command_exits_2(
 ) -> None:
     script = "import sys; sys.stderr.write('the inventory is read-only\\n'); sys.exit(3)"
     failing = shlex.join([sys.executable, "-c", script])
-    result = run(*served.run("initiate-click-finalize", "--provision-cmd", failing))
+    result = run(*served_run(served, "initiate-click-finalize", failing))
     assert_input_error(
         result,
         "initiate-click-finalize: --provision-cmd exited with status 3: the inventory is read-only",
     )
+
+
+def test_external_accounts_beyond_the_first_sign_with_their_profiles(
+    in_tmp: Path, aws_env: None, served: ServedBackend
+) -> None:
+    """claim-race's alice signs with the environment's keys, bob with the profile 'rival'."""
+    result = run(*served_run(served, "claim-race"), "--account", "bob=rival")
+    assert result.exit_code == 0, result.output
+    assert set(rows(result.stdout).values()) == {"passed"}
+
+
+@pytest.mark.parametrize(
+    ("accounts", "message"),
+    [
+        ((), "the account 'bob' needs keys: give --account bob=PROFILE"),
+        (("bob=rival", "carol=rival"), "--account carol: no such account (there are: alice, bob)"),
+        (("bob=nobody",), "account bob: "),
+    ],
+    ids=["missing", "unknown-name", "unknown-profile"],
+)
+def test_external_account_mistakes_exit_2(
+    in_tmp: Path,
+    aws_env: None,
+    served: ServedBackend,
+    accounts: tuple[str, ...],
+    message: str,
+) -> None:
+    options = [option for pair in accounts for option in ("--account", pair)]
+    assert_input_error(run(*served_run(served, "claim-race"), *options), message)
 
 
 @pytest.mark.usefixtures("in_tmp")

@@ -97,7 +97,12 @@ def run_scenario(
                 inbox = await stack.enter_async_context(WebhookInbox().serving())
             target = await stack.enter_async_context(
                 embedded_target(
-                    scenario, workspace, seed=SEED, clock=clock, db=folder / "backend.db"
+                    ca_folder=workspace.ca_folder,
+                    manifests=[workspace.manifest],
+                    account_names=scenario.accounts,
+                    seed=SEED,
+                    clock=clock,
+                    db=folder / "backend.db",
                 )
             )
             if retarget is not None:
@@ -755,7 +760,7 @@ def test_an_unreachable_api_is_an_error_and_the_rest_is_skipped(tmp_path: Path) 
             description="nothing listening",
             api_url=f"http://127.0.0.1:{port}",
             broker=parse_broker_url(f"mqtts://127.0.0.1:{closed_port()}"),
-            accounts=generated_accounts(scenario, SEED),
+            accounts=generated_accounts(scenario.accounts, SEED),
             region="us-east-1",
             backend_clock=False,
         )
@@ -783,7 +788,7 @@ def test_an_unreachable_broker_is_an_error_not_a_failed_check(tmp_path: Path) ->
             description="no broker",
             api_url=f"http://127.0.0.1:{closed_port()}",
             broker=parse_broker_url(f"mqtts://127.0.0.1:{port}"),
-            accounts=generated_accounts(scenario, SEED),
+            accounts=generated_accounts(scenario.accounts, SEED),
             region="us-east-1",
             backend_clock=False,
         )
@@ -815,9 +820,9 @@ def test_the_same_seed_gives_the_same_fleet_and_accounts(tmp_path: Path) -> None
     assert set(first[0]).isdisjoint(other[0])
     assert first[1] != other[1]
 
-    accounts = generated_accounts(scenario, "s1")
-    assert accounts == generated_accounts(scenario, "s1")
+    accounts = generated_accounts(scenario.accounts, "s1")
+    assert accounts == generated_accounts(scenario.accounts, "s1")
     assert [a.account_id for a in accounts.values()] == ["100000000001", "100000000002"]
     assert accounts["owner"].credentials != accounts["rival"].credentials
-    rival = generated_accounts(scenario, "s2")["owner"].credentials
+    rival = generated_accounts(scenario.accounts, "s2")["owner"].credentials
     assert rival != accounts["owner"].credentials
