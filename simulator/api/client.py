@@ -6,6 +6,11 @@ does not check values against the model and raises for no status: testing a back
 includes sending what it must refuse and reading how it refuses. Only getting no
 HTTP response at all raises (``ApiUnreachable``).
 
+``DevicesClient.request`` sends what no operation would: a method, a path (with its
+query string, as written), headers and a body given by hand, signed, unsigned or
+signed wrongly on purpose (``Signing``), for conformance checks of how a backend
+refuses. Both build their ``ApiReply`` in one place (``api_reply``).
+
 Parameters go by wire name, as in the API reference (``deviceId``, ``tagKeys``);
 for the ARN label both ``resource-arn`` (its wire name) and ``resourceArn`` work.
 Conveniences, none of which changes what a valid botocore call would send:
@@ -24,20 +29,32 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import SplitResult, quote, urlsplit
 
 from simulator import __version__
 from simulator.api.http_client import HttpClientError, HttpReply, display_url, send
 from simulator.api.model import Member, OperationSpec, ServiceModel, load_model
-from simulator.api.sigv4 import Credentials, Request, sign
+from simulator.api.sigv4 import Credentials, Request
+from simulator.api.sigv4 import sign as sign_request
 
 _LABEL: Final = re.compile(r"\{([^{}]+)\}")
 _USER_AGENT: Final = f"clicksim/{__version__}"
 _ISO8601: Final = "%Y-%m-%dT%H:%M:%SZ"
 _ISO8601_MICRO: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+REQUEST: Final = "request"
+"""The operation of an ``ApiReply`` to a request written by hand (``DevicesClient.request``)."""
+SKEW_S: Final = 20 * 60.0
+"""How far in the past a ``skewed`` request is signed: beyond SigV4's 15 minutes."""
+
+Signing = Literal["sigv4", "none", "bad-signature", "skewed"]
+"""How ``DevicesClient.request`` signs: SigV4 as the client's caller; not at all (no
+``Authorization``); SigV4 with the signature then altered; SigV4 at a time ``SKEW_S``
+in the past."""
+SIGNINGS: Final[tuple[Signing, ...]] = ("sigv4", "none", "bad-signature", "skewed")
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,8 @@ class ApiReply:
     request_id: str | None
     request: SentRequest
     elapsed_s: float
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """The reply's headers, names lower-cased; of a repeated one, the last value."""
 
 
 class ApiUnreachable(Exception):
@@ -119,37 +138,105 @@ class DevicesClient:
         """
         spec = _spec(self._model, operation)
         path, query, body = _serialize(spec, params, self._model)
-        path = _join(self._prefix, path)
         headers = [("Host", self._host), ("User-Agent", _USER_AGENT)]
         if body:
             headers.append(("Content-Type", "application/json"))
-        headers += sign(
-            Request(method=spec.method, path=path, query=query, headers=headers, body=body),
-            self._credentials,
-            region=self._region,
-            service=self._service,
-            now=datetime.fromtimestamp(self._clock(), UTC),
-        )
+        return await self._exchange(spec.name, spec.method, path, query, headers, body, "sigv4")
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        *,
+        body: bytes = b"",
+        headers: Mapping[str, str | None] | None = None,
+        sign: Signing = "sigv4",
+    ) -> ApiReply:
+        """Send a request written by hand (``target``: a path, maybe with ``?query``, sent
+        as written) and return whatever came back, as an ``ApiReply`` of operation
+        ``"request"``.
+
+        ``headers`` are added to ``Host``, ``User-Agent`` and (with a body)
+        ``Content-Type: application/json``, replacing those of the same name (any case);
+        ``None`` leaves one out. ``sign`` says how it is signed (see ``Signing``).
+        Raises ``ValueError`` for a target that is not a path, and ``ApiUnreachable``.
+        """
+        if sign not in SIGNINGS:
+            raise ValueError(f"sign {sign!r}: expected one of {', '.join(SIGNINGS)}")
+        if not target.startswith("/"):
+            raise ValueError(f"{target!r}: a request's target is a path starting with /")
+        path, _, query = target.partition("?")
+        defaults = [("Host", self._host), ("User-Agent", _USER_AGENT)]
+        if body:
+            defaults.append(("Content-Type", "application/json"))
+        given = headers or {}
+        replaced = {name.lower() for name in given}
+        sent = [(name, value) for name, value in defaults if name.lower() not in replaced]
+        sent += [(name, value) for name, value in given.items() if value is not None]
+        return await self._exchange(REQUEST, method, path, query, sent, body, sign)
+
+    async def _exchange(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        sign: Signing,
+    ) -> ApiReply:
+        """Sign (as ``sign`` says), send, and read the reply of one request."""
+        path = _join(self._prefix, path)
+        if sign != "none":
+            now = self._clock() - (SKEW_S if sign == "skewed" else 0.0)
+            added = sign_request(
+                Request(method=method, path=path, query=query, headers=headers, body=body),
+                self._credentials,
+                region=self._region,
+                service=self._service,
+                now=datetime.fromtimestamp(now, UTC),
+            )
+            if sign == "bad-signature":
+                added = [(name, _tamper(value)) for name, value in added]
+            headers = headers + added
         url = self._origin + path + (f"?{query}" if query else "")
-        sent = SentRequest(operation=spec.name, method=spec.method, url=url, body=body.decode())
+        sent = SentRequest(operation=operation, method=method, url=url, body=_text_of(body))
         started = time.perf_counter()
         try:
             reply = await send(
-                url, method=spec.method, headers=headers, body=body, timeout=self._timeout
+                url, method=method, headers=headers, body=body, timeout=self._timeout
             )
         except HttpClientError as exc:
             raise ApiUnreachable(exc.url, exc.cause) from None
-        elapsed = time.perf_counter() - started
-        parsed = _parse(reply.body)
-        return ApiReply(
-            operation=spec.name,
-            status=reply.status,
-            body=parsed,
-            error_code=_error_code(reply, parsed),
-            request_id=reply.header("x-amzn-requestid") or reply.header("x-amz-request-id"),
-            request=sent,
-            elapsed_s=elapsed,
-        )
+        return api_reply(operation, reply, sent, elapsed_s=time.perf_counter() - started)
+
+
+def api_reply(operation: str, reply: HttpReply, sent: SentRequest, *, elapsed_s: float) -> ApiReply:
+    """An ``ApiReply`` from what came back over HTTP: the body parsed, the error code found."""
+    parsed = _parse(reply.body)
+    return ApiReply(
+        operation=operation,
+        status=reply.status,
+        body=parsed,
+        error_code=error_code(reply, parsed),
+        request_id=reply.header("x-amzn-requestid") or reply.header("x-amz-request-id"),
+        request=sent,
+        elapsed_s=elapsed_s,
+        headers={name.lower(): value for name, value in reply.headers},
+    )
+
+
+def _tamper(value: str) -> str:
+    """An ``Authorization`` value whose signature is wrong (its last digit changed)."""
+    head, marker, signature = value.rpartition("Signature=")
+    if not marker or not signature:
+        return value
+    last = "0" if signature[-1] != "0" else "1"
+    return f"{head}{marker}{signature[:-1]}{last}"
+
+
+def _text_of(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace")
 
 
 def _plain_http(parts: SplitResult) -> bool:
@@ -266,7 +353,9 @@ def _parse(raw: bytes) -> Any:
         return raw.decode("utf-8", errors="replace")
 
 
-def _error_code(reply: HttpReply, body: object) -> str | None:
+def error_code(reply: HttpReply, body: object) -> str | None:
+    """For a status outside 2xx: ``X-Amzn-ErrorType``, else the body's ``code`` (``Code``,
+    ``__type``), without botocore's ``:...`` and ``ns#`` parts; else None."""
     if 200 <= reply.status < 300:
         return None
     code = reply.header("x-amzn-errortype")

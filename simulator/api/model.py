@@ -442,3 +442,152 @@ def _first_line(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def validate_output(spec: OperationSpec, body: object, model: ServiceModel) -> list[str]:
+    """What in a 2xx reply's parsed JSON body does not fit the operation's output shape.
+
+    One line per problem, naming the member by its path of wire names
+    (``devices[0].enabled: must be true or false, got "yes"``); empty when it fits.
+    Checked: each member's type (a timestamp as its ``timestampFormat`` says, else as
+    rest-json writes one in a body: seconds since the epoch), required members,
+    enum values, the model's ``min``/``max`` bounds, and members the model does not
+    have ("not in the model"). A member that is ``null`` counts as absent, as the
+    SDKs read it. An empty body stands for ``{}``; so does an operation without an
+    output shape, whose body must then hold nothing.
+    """
+    problems: list[str] = []
+    document = {} if body is None else body
+    if spec.output_shape is None:
+        if document != {}:
+            problems.append(f"body: {spec.name} has no output in the model, got {_show(document)}")
+        return problems
+    _check_output("", spec.output_shape, document, model, problems)
+    return problems
+
+
+def _check_output(
+    path: str, shape_name: str, value: object, model: ServiceModel, problems: list[str]
+) -> None:
+    shape = model.shapes[shape_name]
+    kind = shape["type"]
+    where = path or "body"
+    if value is None:
+        problems.append(f"{where}: null, expected {_expected(shape)}")
+        return
+    if kind == "structure":
+        if not isinstance(value, dict):
+            problems.append(f"{where}: must be a JSON object, got {_show(value)}")
+            return
+        known: dict[str, tuple[str, str]] = {}  # wire name -> (member name, shape)
+        for member_name, member in shape["members"].items():
+            if member.get("location", "body") == "body":
+                known[member.get("locationName", member_name)] = (member_name, member["shape"])
+        required = set(shape.get("required", ()))
+        for wire, (member_name, member_shape) in known.items():
+            if value.get(wire) is None:
+                if member_name in required:
+                    problems.append(f"{_join_path(path, wire)}: required but missing")
+                continue
+            _check_output(_join_path(path, wire), member_shape, value[wire], model, problems)
+        problems.extend(
+            f"{_join_path(path, str(key))}: not in the model" for key in value if key not in known
+        )
+        return
+    if kind == "list":
+        if not isinstance(value, list):
+            problems.append(f"{where}: must be a JSON array, got {_show(value)}")
+            return
+        for index, item in enumerate(value):
+            _check_output(f"{path}[{index}]", shape["member"]["shape"], item, model, problems)
+        _check_bounds(where, shape, len(value), "items", problems)
+        return
+    if kind == "map":
+        if not isinstance(value, dict):
+            problems.append(f"{where}: must be a JSON object, got {_show(value)}")
+            return
+        key_shape = model.shapes[shape["key"]["shape"]]
+        for key, item in value.items():
+            if "enum" in key_shape and key not in key_shape["enum"]:
+                problems.append(
+                    f"{where}: key {key!r} is not one of {', '.join(key_shape['enum'])}"
+                )
+            _check_bounds(f"{where}: key {key!r}", key_shape, len(key), "characters", problems)
+            _check_output(
+                f"{where}[{json.dumps(key)}]", shape["value"]["shape"], item, model, problems
+            )
+        _check_bounds(where, shape, len(value), "entries", problems)
+        return
+    problem = _scalar_problem(shape, value)
+    if problem is not None:
+        problems.append(f"{where}: {problem}")
+
+
+def _scalar_problem(shape: Mapping[str, Any], value: object) -> str | None:
+    kind = shape["type"]
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "string":
+        if not isinstance(value, str):
+            return f"must be a string, got {_show(value)}"
+        if "enum" in shape and value not in shape["enum"]:
+            return f"{_show(value)} is not one of {', '.join(shape['enum'])}"
+        return _bounds_problem(shape, len(value), "characters")
+    if kind == "boolean":
+        return None if isinstance(value, bool) else f"must be true or false, got {_show(value)}"
+    if kind in ("integer", "long"):
+        if not number or not isinstance(value, int):
+            return f"must be an integer, got {_show(value)}"
+        return _bounds_problem(shape, value, "")
+    if kind in ("double", "float"):
+        if not number:
+            return f"must be a number, got {_show(value)}"
+        assert isinstance(value, int | float)
+        return _bounds_problem(shape, value, "")
+    # A timestamp: rest-json writes one in a body as epoch seconds unless the shape says.
+    if shape.get("timestampFormat") == "iso8601":
+        if not isinstance(value, str) or _ISO8601.fullmatch(value) is None:
+            return f"must be an ISO 8601 date-time string, got {_show(value)}"
+        return None
+    if not number:
+        return f"must be a timestamp in seconds since the epoch (a number), got {_show(value)}"
+    return None
+
+
+def _check_bounds(
+    where: str, shape: Mapping[str, Any], size: int, unit: str, problems: list[str]
+) -> None:
+    problem = _bounds_problem(shape, size, unit)
+    if problem is not None:
+        problems.append(f"{where}: {problem}")
+
+
+def _bounds_problem(shape: Mapping[str, Any], size: float, unit: str) -> str | None:
+    low: int | None = shape.get("min")
+    high: int | None = shape.get("max")
+    if (low is not None and size < low) or (high is not None and size > high):
+        what = f"{unit} long" if unit in ("characters",) else unit
+        return f"must be {_bounds(low, high)}{' ' + what if what else ''}, got {size:g}"
+    return None
+
+
+def _expected(shape: Mapping[str, Any]) -> str:
+    return {
+        "structure": "a JSON object",
+        "map": "a JSON object",
+        "list": "a JSON array",
+        "string": "a string",
+        "boolean": "true or false",
+        "integer": "an integer",
+        "long": "an integer",
+        "timestamp": "a timestamp",
+    }.get(shape["type"], "a number")
+
+
+def _join_path(path: str, key: str) -> str:
+    if re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_$-]*", key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key)}]"
+
+
+def _show(value: object) -> str:
+    return _shown(json.dumps(value, ensure_ascii=False))

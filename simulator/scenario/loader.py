@@ -27,7 +27,7 @@ from typing import Any, Final, NoReturn
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from simulator.api.model import load_model
+from simulator.api.model import load_model, paginators
 from simulator.protocol import CLAIM_CODE, ClickType
 from simulator.resources import profile_names
 from simulator.scenario import model
@@ -66,19 +66,24 @@ STEP_KINDS: Final = (
     "webhook",
     "set",
     "check",
+    "request",
+    "publish",
 )
 ACCOUNT_NAME: Final = re.compile(r"^[a-z][a-z0-9_-]*$")
 MAX_FLEET: Final = 1000
 MAX_PRESS_MS: Final = 60_000
 DEFAULT_TIMEOUT: Final = 10.0
 DEFAULT_INTERVAL: Final = 0.25
+DEFAULT_NO_ACK: Final = 3.0
+"""How long a publish that must not be acknowledged waits for a PUBACK by default."""
 NEEDS: Final = (model.BACKEND_CLOCK,)
 
-_TOP: Final = ("name", "description", "fleet", "accounts", "webhook", "steps")
+_TOP: Final = ("name", "description", "fleet", "accounts", "webhook", "steps", "conformance")
+_CONFORMANCE: Final = ("kind", "operations")
 _FLEET: Final = ("profile", "count", "seed", "claim_code")
 _COMMON: Final = ("name", "as", "needs")
 _KIND_KEYS: Final[dict[str, tuple[str, ...]]] = {
-    "call": ("with", "expect", "save"),
+    "call": ("with", "expect", "save", "paginate"),
     "click": ("type", "press_ms", "expect_delivered"),
     "until": ("timeout", "interval"),
     "repeat": ("steps",),
@@ -89,12 +94,25 @@ _KIND_KEYS: Final[dict[str, tuple[str, ...]]] = {
     "webhook": ("timeout",),
     "set": (),
     "check": ("expect",),
+    "request": ("expect", "save"),
+    "publish": ("payload", "topic", "expect_acknowledged", "timeout"),
 }
-_ACTING: Final = frozenset({"call", "until", "repeat", "for_each", "parallel"})
+_ACTING: Final = frozenset({"call", "until", "request", "repeat", "for_each", "parallel"})
 """Kinds that take ``as``: a call acts as it, a container passes it to its steps."""
-_PARALLEL: Final = ("call", "click", "until")
+_PARALLEL: Final = ("call", "click", "until", "request", "publish")
 _UNTIL: Final = ("call", "as", "with", "expect", "save")
-_EXPECT: Final = ("status", "error", "body")
+_EXPECT: Final = ("status", "error", "body", "headers", "shape")
+_REQUEST: Final = ("method", "path", "body", "headers", "sign")
+_SIGN: Final[dict[object, str]] = {
+    True: "true",
+    False: "false",
+    **{mode: mode for mode in model.SIGN_MODES[2:]},
+}
+_TOKEN: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+"""An HTTP method or header name (RFC 9110's token)."""
+_FRAMING: Final = ("content-length", "transfer-encoding")
+_SIGNER_SETS: Final = ("authorization", "x-amz-date", "x-amz-security-token")
+
 _CLICK_TYPES: Final = {
     text: click_type for click_type in ClickType for text in (click_type.lower(), click_type)
 }
@@ -218,6 +236,40 @@ class _Builder:
             accounts=self.accounts,
             webhook=self.webhook,
             steps=self.steps(fields["steps"][1], "steps", self.accounts[0]),
+            conformance=self.conformance(fields["conformance"])
+            if "conformance" in fields
+            else None,
+        )
+
+    def conformance(self, entry: tuple[Node, Node]) -> model.ConformanceHeader:
+        key_node, node = entry
+        fields = self.mapping(node, "conformance", _CONFORMANCE)
+        if "kind" not in fields:
+            self.fail(node, "conformance.kind", "missing: model or reference")
+        if "operations" not in fields:
+            self.fail(node, "conformance.operations", "missing: the operations the check is about")
+        value = fields["kind"][1]
+        kind = self.text(value, "conformance.kind")
+        if kind not in model.CONFORMANCE_KINDS:
+            self.fail(
+                value,
+                "conformance.kind",
+                f"unknown kind {kind!r}{_suggest(kind, model.CONFORMANCE_KINDS)} "
+                f"(kinds: {', '.join(model.CONFORMANCE_KINDS)})",
+            )
+        value = fields["operations"][1]
+        items = self.sequence(value, "conformance.operations")
+        if not items:
+            self.fail(value, "conformance.operations", "empty: name at least one operation")
+        operations: list[str] = []
+        for index, item in enumerate(items):
+            where = f"conformance.operations[{index}]"
+            name = self.operation(item, where)
+            if name in operations:
+                self.fail(item, where, f"{name!r} is given twice")
+            operations.append(name)
+        return model.ConformanceHeader(
+            kind=kind, operations=tuple(operations), line=_line(key_node)
         )
 
     def account_names(self, node: Node) -> tuple[str, ...]:
@@ -350,8 +402,11 @@ class _Builder:
         """A call step, or the call inside an until (``fields`` then are its)."""
         operation = self.operation(fields["call"][1], _child(where, "call"))
         account = common.account or self.accounts[0]
+        paginate = False
+        if "paginate" in fields:
+            paginate = self.paginate(operation, fields, where)
         return model.CallStep(
-            name=common.name or f"{operation} as {account}",
+            name=common.name or f"{operation} as {account}" + (" (all pages)" if paginate else ""),
             account=account,
             needs=common.needs,
             line=common.line,
@@ -363,6 +418,183 @@ class _Builder:
             if "expect" in fields
             else None,
             save=self.save(fields["save"][1], _child(where, "save")) if "save" in fields else {},
+            paginate=paginate,
+        )
+
+    def paginate(self, operation: str, fields: _Fields, where: str) -> bool:
+        key_node, value = fields["paginate"]
+        place = _child(where, "paginate")
+        if not self.boolean(value, place):
+            return False
+        paginated = paginators()
+        if operation not in paginated:
+            self.fail(
+                key_node,
+                place,
+                f"{operation} has no paginator in the model "
+                f"(paginated: {', '.join(sorted(paginated))})",
+            )
+        token = paginated[operation]["input_token"]
+        if "with" in fields:
+            known = known_params(operation)
+            for name, (name_node, _) in self.keys(fields["with"][1], _child(where, "with")).items():
+                if known.get(name) == token:
+                    self.fail(
+                        name_node,
+                        _child(_child(where, "with"), name),
+                        f"paginate follows {token} itself: leave it out",
+                    )
+        return True
+
+    def _request(self, fields: _Fields, where: str, common: _Common) -> model.Step:
+        inner_where = _child(where, "request")
+        node = fields["request"][1]
+        inner = self.mapping(node, inner_where, _REQUEST)
+        for key in ("method", "path"):
+            if key not in inner:
+                self.fail(
+                    node, _child(inner_where, key), "missing: a request needs a method and a path"
+                )
+        value = inner["method"][1]
+        method = self.text(value, _child(inner_where, "method"))
+        if not _TOKEN.fullmatch(method):
+            self.fail(value, _child(inner_where, "method"), f"{method!r} is not an HTTP method")
+        value = inner["path"][1]
+        path = self.text(value, _child(inner_where, "path"), template=True)
+        if not model.REQUEST_TARGET.fullmatch(path):
+            self.fail(
+                value,
+                _child(inner_where, "path"),
+                f"{path!r}: a path starts with / and is printable ASCII without spaces or # "
+                "(percent-encode the rest)",
+            )
+        sign = "true"
+        if "sign" in inner:
+            value = inner["sign"][1]
+            written = self.scalar(value, _child(inner_where, "sign"))
+            if not isinstance(written, str | bool) or written not in _SIGN:
+                self.fail(
+                    value,
+                    _child(inner_where, "sign"),
+                    f"must be {', '.join(model.SIGN_MODES[:-1])} or {model.SIGN_MODES[-1]}, "
+                    f"got {self.got(value)}",
+                )
+            sign = _SIGN[written]
+        body: object = None
+        if "body" in inner:
+            value = inner["body"][1]
+            body = self.value(value, _child(inner_where, "body"))
+            if not isinstance(body, str | dict | list):
+                self.fail(
+                    value,
+                    _child(inner_where, "body"),
+                    f"must be text (sent as is) or a mapping or list (sent as JSON), "
+                    f"got {self.got(value)}",
+                )
+        headers = (
+            self.request_headers(inner["headers"][1], _child(inner_where, "headers"), sign)
+            if "headers" in inner
+            else {}
+        )
+        account = common.account or self.accounts[0]
+        signed = {"true": "", "false": " unsigned"}.get(sign, f" ({sign})")
+        return model.RequestStep(
+            name=common.name or f"{method} {path} as {account}{signed}",
+            account=account,
+            needs=common.needs,
+            line=common.line,
+            method=method,
+            path=path,
+            body=body,
+            headers=headers,
+            sign=sign,
+            expect=self.expect(fields["expect"], _child(where, "expect"), operation=False)
+            if "expect" in fields
+            else None,
+            save=self.save(fields["save"][1], _child(where, "save")) if "save" in fields else {},
+        )
+
+    def request_headers(self, node: Node, where: str, sign: str) -> dict[str, str | None]:
+        headers: dict[str, str | None] = {}
+        seen: dict[str, str] = {}
+        for name, (key_node, value) in self.keys(node, where).items():
+            place = _child(where, name)
+            lower = name.lower()
+            if not _TOKEN.fullmatch(name):
+                self.fail(key_node, place, f"{name!r} is not a header name")
+            if lower in seen:
+                self.fail(
+                    key_node, place, f"the same header as {seen[lower]!r} (names ignore case)"
+                )
+            seen[lower] = name
+            if lower in _FRAMING:
+                self.fail(key_node, place, "set from the body: leave it out")
+            if lower in _SIGNER_SETS and sign != "false":
+                self.fail(key_node, place, "the signer sets it; to send your own, say sign: false")
+            headers[name] = self.header_value(value, place)
+            if lower == "host" and headers[name] is None and sign != "false":
+                self.fail(value, place, "a signed request needs its Host: give a value, not null")
+        return headers
+
+    def header_value(self, node: Node, where: str) -> str | None:
+        """Text or a number (sent as text), with ``${...}``; null leaves a default out."""
+        value = self.scalar(node, where)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.fail(node, where, f"must be text, a number or null, got {show(value)}")
+        text = value if isinstance(value, str) else str(value)
+        self.template(node, where, text)
+        if any(ord(char) < 0x20 or ord(char) == 0x7F or ord(char) > 0xFF for char in text):
+            self.fail(
+                node, where, f"{text!r}: a header value is Latin-1 without control characters"
+            )
+        return text
+
+    def _publish(self, fields: _Fields, where: str, common: _Common) -> model.Step:
+        key_node, node = fields["publish"]
+        device = self.text(node, _child(where, "publish"), template=True)
+        if "payload" not in fields:
+            self.fail(key_node, _child(where, "payload"), "missing: say what to publish")
+        value = fields["payload"][1]
+        payload = self.value(value, _child(where, "payload"))
+        if not isinstance(payload, str | dict | list):
+            self.fail(
+                value,
+                _child(where, "payload"),
+                f"must be text (sent as is) or a mapping or list (sent as JSON), "
+                f"got {self.got(value)}",
+            )
+        topic = None
+        if "topic" in fields:
+            value = fields["topic"][1]
+            topic = self.text(value, _child(where, "topic"), template=True)
+            if any(char in topic for char in "#+\0"):
+                self.fail(
+                    value,
+                    _child(where, "topic"),
+                    f"{topic!r}: a topic to publish to holds no wildcard (+, #) or NUL",
+                )
+        acknowledged = True
+        if "expect_acknowledged" in fields:
+            acknowledged = self.boolean(
+                fields["expect_acknowledged"][1], _child(where, "expect_acknowledged")
+            )
+        return model.PublishStep(
+            name=common.name
+            or f"publish as {device}"
+            + (f" to {topic}" if topic else "")
+            + ("" if acknowledged else " (not acknowledged)"),
+            account=None,
+            needs=common.needs,
+            line=common.line,
+            device=device,
+            payload=payload,
+            topic=topic,
+            expect_acknowledged=acknowledged,
+            timeout=self.seconds(
+                fields, where, "timeout", DEFAULT_TIMEOUT if acknowledged else DEFAULT_NO_ACK
+            ),
         )
 
     def _until(self, fields: _Fields, where: str, common: _Common) -> model.Step:
@@ -590,7 +822,10 @@ class _Builder:
             params[name] = self.value(value, place)
         return params
 
-    def expect(self, entry: tuple[Node, Node], where: str) -> model.Expect:
+    def expect(
+        self, entry: tuple[Node, Node], where: str, *, operation: bool = True
+    ) -> model.Expect:
+        """A reply's expectations; ``shape`` only where there is an ``operation``."""
         key_node, node = entry
         fields = self.mapping(node, where, _EXPECT)
         status: tuple[int, ...] | None = None
@@ -613,7 +848,58 @@ class _Builder:
                     f"an error cannot come with status {', '.join(map(str, status))}",
                 )
         body = self.body(fields["body"][1], _child(where, "body")) if "body" in fields else ()
-        return model.Expect(status=status, error=error, body=body, line=_line(key_node))
+        headers = (
+            self.expect_headers(fields["headers"][1], _child(where, "headers"))
+            if "headers" in fields
+            else ()
+        )
+        shape = False
+        if "shape" in fields:
+            shape_key, value = fields["shape"]
+            shape = self.boolean(value, _child(where, "shape"))
+            if shape and not operation:
+                self.fail(
+                    shape_key,
+                    _child(where, "shape"),
+                    "a request has no operation whose output shape the body could fit "
+                    "(shape belongs on call and until)",
+                )
+            if shape and (
+                error is not None
+                or (status is not None and not all(200 <= code < 300 for code in status))
+            ):
+                self.fail(
+                    shape_key,
+                    _child(where, "shape"),
+                    "the output shape is that of a 2xx reply: it cannot come with an error "
+                    "or a status outside 2xx",
+                )
+        return model.Expect(
+            status=status,
+            error=error,
+            body=body,
+            line=_line(key_node),
+            headers=headers,
+            shape=shape,
+        )
+
+    def expect_headers(self, node: Node, where: str) -> tuple[tuple[str, Matcher], ...]:
+        """Header name -> matcher; names are matched in any case, so each once."""
+        found: list[tuple[str, Matcher]] = []
+        seen: dict[str, str] = {}
+        for name, (key_node, value) in self.keys(node, where).items():
+            place = _child(where, name)
+            if not _TOKEN.fullmatch(name):
+                self.fail(key_node, place, f"{name!r} is not a header name")
+            if name.lower() in seen:
+                self.fail(
+                    key_node,
+                    place,
+                    f"the same header as {seen[name.lower()]!r} (names ignore case)",
+                )
+            seen[name.lower()] = name
+            found.append((name, self.matcher(value, place)))
+        return tuple(found)
 
     def body(self, node: Node, where: str) -> tuple[tuple[str, Matcher], ...]:
         """Path -> matcher pairs (``expect.body``, a webhook's ``expect``, ``json``)."""

@@ -55,6 +55,10 @@ class Expect:
     body: tuple[tuple[str, Matcher], ...]
     """(path, matcher) pairs, in the order written; see ``matchers.match_body``."""
     line: int
+    headers: tuple[tuple[str, Matcher], ...] = ()
+    """(header name as written, matcher) pairs; names match in any case."""
+    shape: bool = False
+    """The body must fit the operation's output shape (``validate_output``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +79,48 @@ class CallStep(Step):
     expect: Expect | None
     save: Mapping[str, str]
     """Variable -> body path, saved once ``expect`` held."""
+    paginate: bool = False
+    """Follow the output token to the last page; the reply is the pages merged."""
+
+
+REQUEST_TARGET: Final = re.compile(r"^/[\x21-\x22\x24-\x7e]*$")
+"""A request step's path as sent: ``/`` then printable ASCII without spaces or ``#``."""
+
+SIGN_MODES: Final = ("true", "false", "unknown-key", "bad-signature", "skewed")
+"""How a request step signs: as its account; not at all; with a key no backend knows;
+with the signature altered; at a time 20 minutes in the past."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestStep(Step):
+    """A request written by hand (what ``call`` cannot send); reply operation ``request``."""
+
+    method: str
+    path: str
+    """Raw, with ``${...}``; may carry ``?query``, sent as written."""
+    body: object
+    """``None``: no body; text: sent as is; a mapping or list: sent as JSON (raw)."""
+    headers: Mapping[str, str | None]
+    """Extra headers by name as written, values raw; ``None`` leaves a default out."""
+    sign: str
+    """One of ``SIGN_MODES``."""
+    expect: Expect | None
+    save: Mapping[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishStep(Step):
+    """A raw MQTT publish (QoS 1) as a fleet device: its certificate, client id = its id."""
+
+    device: str
+    """An expression giving a device id, such as ``${devices[0]}``."""
+    payload: object
+    """Text: sent as is; a mapping or list: sent as JSON (raw, with ``${...}``)."""
+    topic: str | None
+    """``None``: the device's click topic for its profile's payload format."""
+    expect_acknowledged: bool
+    timeout: float
+    """How long to wait for the PUBACK (connecting included)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,7 +156,7 @@ class ForEachStep(Step):
 @dataclass(frozen=True, kw_only=True)
 class ParallelStep(Step):
     steps: tuple[Step, ...]
-    """Only ``CallStep``, ``ClickStep`` and ``UntilStep``."""
+    """Only ``CallStep``, ``ClickStep``, ``UntilStep``, ``RequestStep`` and ``PublishStep``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,6 +192,25 @@ class CheckStep(Step):
     expect: Matcher
 
 
+CONFORMANCE_KINDS: Final = ("model", "reference")
+"""Where a conformance check's expectation comes from: the AWS service model, or the
+reference semantics (the design's table)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConformanceHeader:
+    """A scenario's ``conformance:`` header: it is a check of the conformance suite.
+
+    ``clicksim run`` ignores it; ``clicksim conformance`` reads it to list and select checks.
+    """
+
+    kind: str
+    """One of ``CONFORMANCE_KINDS``."""
+    operations: tuple[str, ...]
+    """The operations the check is about (model names), at least one, each once."""
+    line: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class Scenario:
     name: str
@@ -155,3 +220,5 @@ class Scenario:
     accounts: tuple[str, ...]
     webhook: bool
     steps: tuple[Step, ...]
+    conformance: ConformanceHeader | None = None
+    """Set for a check of the conformance suite; ignored by ``clicksim run``."""

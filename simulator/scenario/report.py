@@ -22,7 +22,8 @@ present (``null`` when there is nothing to say), so readers need no guessing::
             {
               "path": "5[1].2",          # "3"; "4.2" in a parallel; "5[1].2" iteration 1 of 5
               "name": "start the claim", # as displayed (variables resolved)
-              "kind": "call",            # call, click, until, sleep, advance, webhook, set
+              "kind": "call",            # call, request, click, publish, until, sleep,
+                                         # advance, webhook, set, check
               "outcome": "passed",       # passed | failed | skipped | error
               "seconds": 0.084,
               "line": 12,                # line of the step in the scenario file

@@ -3,9 +3,10 @@
 The runner holds what a scenario acts with: an API client per account, the fleet's
 devices (their seq and battery carried from click to click), the variables, the
 simulated clock, and the webhook inbox. Each leaf step (call, click, until, sleep,
-advance, webhook, set) gives one :class:`StepResult`; containers (repeat, for_each,
-parallel) give their children's. The first failure stops the run: later steps are
-listed as skipped, since they would act on a state the scenario did not expect.
+advance, webhook, set, check, request, publish) gives one :class:`StepResult`;
+containers (repeat, for_each, parallel) give their children's. The first failure
+stops the run: later steps are listed as skipped, since they would act on a state the
+scenario did not expect.
 """
 
 from __future__ import annotations
@@ -13,27 +14,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
-from simulator.api.client import ApiReply, ApiUnreachable, DevicesClient
+import aiomqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from simulator.api.client import ApiReply, ApiUnreachable, DevicesClient, Signing
+from simulator.api.model import load_model, paginators, validate_output
+from simulator.api.sigv4 import Credentials
 from simulator.backend.http import HttpRequest, HttpResponse, HttpServer
 from simulator.device.firmware import ClickRecognised, GaveUp
 from simulator.device.fleet import DeviceRecord
 from simulator.device.gestures import press_timings
-from simulator.protocol import ClickType, format_timestamp
+from simulator.device.profile import MqttVersion
+from simulator.protocol import ClickType, ProtocolError, click_topic, format_timestamp
 from simulator.runtime.button import press_once
 from simulator.runtime.fleet import FleetDevice
 from simulator.scenario import model
-from simulator.scenario.matchers import PathMissing, lookup, match_body
+from simulator.scenario.matchers import Matcher, PathMissing, Resolve, lookup, match_body, show
 from simulator.scenario.report import Outcome, Progress, ScenarioResult, StepResult
 from simulator.scenario.target import ScenarioClock, Target, Workspace
 from simulator.scenario.variables import UnknownVariable, Variables
 
 CLICK_TIMEOUT_S: Final = 30.0
+MAX_PAGES: Final = 1000
+"""A paginated call gives up (and fails) when a token still comes back after this many."""
 STATUS: Final = "$status"
 """The save path that names the reply's HTTP status rather than a body member."""
 
@@ -95,6 +105,10 @@ class Runner:
             name: DevicesClient(target.api_url, account.credentials, region=target.region)
             for name, account in target.accounts.items()
         }
+        self.stranger = DevicesClient(
+            target.api_url, unknown_credentials(seed), region=target.region
+        )
+        """Signs ``sign: unknown-key`` requests: a well-formed key no backend knows."""
         self.devices: dict[str, FleetDevice] = {
             device.record.device_id: device for device in workspace.fleet.devices
         }
@@ -105,6 +119,9 @@ class Runner:
         self.variables = Variables(
             {
                 "devices": [device.record.device_id for device in workspace.fleet.devices],
+                "certificate_ids": [
+                    device.record.certificate_id for device in workspace.fleet.devices
+                ],
                 "claim_code": workspace.fleet.manifest.claim_code,
                 "accounts": {
                     name: {"id": account.account_id} for name, account in target.accounts.items()
@@ -224,13 +241,224 @@ class Runner:
 
     async def _call(self, step: model.Step, scope: Variables, result: StepResult) -> StepResult:
         assert isinstance(step, model.CallStep)
-        reply = await self._send(step, scope)
-        failures = self._check(step.expect, reply, scope)
-        result = self._with_exchange(result, step, reply, scope)
+        if step.paginate:
+            reply, failure = await self._paginate(step, scope)
+            if failure:
+                result = self._with_exchange(result, step.account, step.expect, reply)
+                return dataclasses.replace(result, outcome=Outcome.FAILED, message=failure)
+            failures = self._check(step.expect, reply, scope, operation=None)
+        else:
+            reply = await self._send(step, scope)
+            failures = self._check(step.expect, reply, scope, operation=step.operation)
+        result = self._with_exchange(result, step.account, step.expect, reply)
         if failures:
             return dataclasses.replace(result, outcome=Outcome.FAILED, message=failures[0])
-        _save(step, reply, scope)
+        _save(step.save, reply, scope)
         return result
+
+    async def _paginate(
+        self, step: model.CallStep, scope: Variables
+    ) -> tuple[ApiReply, str | None]:
+        """Every page of a paginated call: the merged reply, or a page's reply and why it
+        fails (not 2xx, not the output shape, a token or an item seen before)."""
+        paginator = paginators()[step.operation]
+        token_in, token_out = paginator["input_token"], paginator["output_token"]
+        key = paginator["result_key"]
+        shape = step.expect is not None and step.expect.shape
+        params = scope.resolve(dict(step.params))
+        assert isinstance(params, dict)
+        items: list[object] = []
+        item_pages: dict[str, int] = {}
+        token_pages: dict[str, int] = {}
+        token: object = None
+        for page in range(1, MAX_PAGES + 1):
+            sent = params if token is None else {**params, token_in: token}
+            reply = await self._api_call(step.account, step.operation, sent)
+            if not 200 <= reply.status < 300:
+                return (
+                    reply,
+                    f"page {page}: status {reply.status} ({reply.error_code}), expected 2xx",
+                )
+            if shape:
+                problems = validate_output(
+                    load_model().operations[step.operation], reply.body, load_model()
+                )
+                if problems:
+                    return reply, f"page {page}: not the output shape: {'; '.join(problems)}"
+            body = {} if reply.body is None else reply.body
+            if not isinstance(body, dict):
+                return reply, f"page {page}: the body is not a JSON object"
+            found = body.get(key)
+            if not isinstance(found, list | None):
+                return reply, f"page {page}: {key} is not a list"
+            for item in found or ():
+                text = json.dumps(item, sort_keys=True)
+                if text in item_pages:
+                    first = item_pages[text]
+                    where = (
+                        f"twice on page {page}" if first == page else f"on pages {first} and {page}"
+                    )
+                    return reply, f"item {show(item)} {where}"
+                item_pages[text] = page
+                items.append(item)
+            token = body.get(token_out)
+            if token is None:
+                return dataclasses.replace(reply, body={key: items, "pages": page}), None
+            text = json.dumps(token, sort_keys=True)
+            if text in token_pages:
+                return reply, (
+                    f"page {page}: {token_out} {show(token)} came back "
+                    f"(first on page {token_pages[text]})"
+                )
+            token_pages[text] = page
+        return reply, f"still a {token_out} after {MAX_PAGES} pages"
+
+    async def _request(self, step: model.Step, scope: Variables, result: StepResult) -> StepResult:
+        assert isinstance(step, model.RequestStep)
+        path = scope.resolve(step.path)
+        headers: dict[str, str | None] = {}
+        problem = ""
+        if not isinstance(path, str) or not model.REQUEST_TARGET.fullmatch(path):
+            problem = (
+                f"path {show(path)}: a path starts with / and is printable ASCII without "
+                "spaces or # (percent-encode the rest)"
+            )
+        for name, value in step.headers.items():
+            resolved = None if value is None else scope.resolve(value)
+            text = None if resolved is None else str(resolved)
+            if text is not None and any(
+                ord(c) < 0x20 or ord(c) == 0x7F or ord(c) > 0xFF for c in text
+            ):
+                problem = f"header {name}: {show(text)} is not Latin-1 without control characters"
+            headers[name] = text
+        body = b""
+        if step.body is not None:
+            resolved_body = scope.resolve(step.body)
+            body = (
+                resolved_body.encode()
+                if isinstance(resolved_body, str)
+                else json.dumps(resolved_body).encode()
+            )
+        sent = {
+            "operation": "request",
+            "as": step.account,
+            "method": step.method,
+            "path": path,
+            "headers": dict(headers) or None,
+            "sign": step.sign,
+            "body": body.decode(errors="replace") or None,
+        }
+        if problem:
+            return dataclasses.replace(result, outcome=Outcome.FAILED, message=problem, sent=sent)
+        assert isinstance(path, str)
+        client = self.stranger if step.sign == "unknown-key" else self._client(step.account)
+        try:
+            reply = await client.request(
+                step.method, path, body=body, headers=headers, sign=_SIGNING[step.sign]
+            )
+        except ApiUnreachable as exc:
+            raise Unreachable(str(exc)) from None
+        except ValueError as exc:  # what the loader could not see, such as Host: ${null}
+            return dataclasses.replace(result, outcome=Outcome.FAILED, message=str(exc), sent=sent)
+        failures = self._check(step.expect, reply, scope, operation=None)
+        result = self._with_exchange(result, step.account, step.expect, reply)
+        result = dataclasses.replace(result, sent={**sent, "url": reply.request.url})
+        if failures:
+            return dataclasses.replace(result, outcome=Outcome.FAILED, message=failures[0])
+        _save(step.save, reply, scope)
+        return result
+
+    async def _publish(self, step: model.Step, scope: Variables, result: StepResult) -> StepResult:
+        assert isinstance(step, model.PublishStep)
+        device_id = scope.resolve(step.device)
+        if not isinstance(device_id, str) or device_id not in self.devices:
+            message = f"{show(device_id)} is not a device of the fleet"
+            return dataclasses.replace(result, outcome=Outcome.FAILED, message=message)
+        device = self.devices[device_id]
+        topic = scope.resolve(step.topic) if step.topic is not None else None
+        if topic is None:
+            try:
+                topic = click_topic(device.profile.payload, device_id)
+            except ProtocolError as exc:
+                return dataclasses.replace(result, outcome=Outcome.FAILED, message=str(exc))
+        payload = scope.resolve(step.payload)
+        data = (
+            payload.encode()
+            if isinstance(payload, str)
+            else json.dumps(payload, separators=(",", ":")).encode()
+        )
+        result = dataclasses.replace(
+            result,
+            sent={"device": device_id, "topic": topic, "qos": 1, "payload": data.decode()},
+            expected={"acknowledged": step.expect_acknowledged},
+        )
+        if not isinstance(topic, str) or not topic or any(c in topic for c in "#+\0"):
+            message = f"topic {show(topic)}: a topic to publish to holds no wildcard (+, #) or NUL"
+            return dataclasses.replace(result, outcome=Outcome.FAILED, message=message)
+        try:
+            refused = await self._mqtt_publish(device, topic, data, step.timeout)
+        except _NoConnection as exc:
+            broker = f"{self.target.broker.host}:{self.target.broker.port}"
+            message = (
+                f"the device could not connect to the broker at {broker} ({exc}): "
+                "is it up, and does it trust the fleet's CA?"
+            )
+            return dataclasses.replace(result, outcome=Outcome.ERROR, message=message)
+        result = dataclasses.replace(result, received={"acknowledged": refused is None})
+        if step.expect_acknowledged and refused is not None:
+            message = f"not acknowledged (QoS 1): {refused}"
+            return dataclasses.replace(result, outcome=Outcome.FAILED, message=message)
+        if not step.expect_acknowledged and refused is None:
+            message = "the broker acknowledged the publish; expected no PUBACK"
+            return dataclasses.replace(result, outcome=Outcome.FAILED, message=message)
+        return result
+
+    async def _mqtt_publish(
+        self, device: FleetDevice, topic: str, payload: bytes, timeout: float
+    ) -> str | None:
+        """Connect as ``device``, publish at QoS 1 and disconnect: ``None`` once the
+        broker acknowledged it, else why not; ``_NoConnection`` if it could not connect."""
+        broker = self.target.broker
+        mqtt = device.profile.mqtt
+        v5 = mqtt.version is MqttVersion.V5
+        client = aiomqtt.Client(
+            broker.host,
+            broker.port,
+            identifier=device.record.device_id,
+            username=broker.username,
+            password=broker.password,
+            tls_context=device.tls_context() if broker.tls else None,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            keepalive=mqtt.keepalive_s,
+            clean_session=None if v5 else True,
+            timeout=timeout,
+        )
+        try:
+            await client.__aenter__()
+        except aiomqtt.MqttError as exc:
+            raise _NoConnection(str(exc) or type(exc).__name__) from None
+        # aiomqtt takes any PUBACK as success; an MQTT 5 one may carry a failure reason.
+        reasons: list[ReasonCode] = []
+        paho = client._client
+        acknowledged = paho.on_publish
+
+        def note(*args: Any) -> None:
+            reasons.append(args[3])
+            if acknowledged is not None:
+                acknowledged(*args)
+
+        paho.on_publish = note
+        try:
+            await client.publish(topic, payload, qos=1, timeout=timeout)
+        except aiomqtt.MqttError as exc:
+            return f"{exc or type(exc).__name__} (within {timeout:g} s)"
+        finally:
+            with contextlib.suppress(aiomqtt.MqttError, OSError):
+                await client.__aexit__(None, None, None)
+        refusals = [reason for reason in reasons if reason.is_failure]
+        if refusals:
+            return f"the PUBACK says {refusals[0]} (reason code {refusals[0].value:#04x})"
+        return None
 
     async def _until(self, step: model.Step, scope: Variables, result: StepResult) -> StepResult:
         assert isinstance(step, model.UntilStep)
@@ -239,13 +467,13 @@ class Runner:
         while True:
             attempts += 1
             reply = await self._send(step.call, scope)
-            failures = self._check(step.call.expect, reply, scope)
+            failures = self._check(step.call.expect, reply, scope, operation=step.call.operation)
             if not failures:
-                _save(step.call, reply, scope)
+                _save(step.call.save, reply, scope)
                 return dataclasses.replace(result, message=f"matched after {attempts} attempt(s)")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                failed = self._with_exchange(result, step.call, reply, scope)
+                failed = self._with_exchange(result, step.call.account, step.call.expect, reply)
                 return dataclasses.replace(
                     failed,
                     outcome=Outcome.FAILED,
@@ -373,15 +601,31 @@ class Runner:
     # --- calls ----------------------------------------------------------------------
 
     async def _send(self, step: model.CallStep, scope: Variables) -> ApiReply:
-        account = step.account or self.scenario.accounts[0]
         params = scope.resolve(dict(step.params))
         assert isinstance(params, dict)
+        return await self._api_call(step.account, step.operation, params)
+
+    async def _api_call(
+        self, account: str | None, operation: str, params: dict[str, object]
+    ) -> ApiReply:
         try:
-            return await self.clients[account].call(step.operation, params)
+            return await self._client(account).call(operation, params)
         except ApiUnreachable as exc:
             raise Unreachable(str(exc)) from None
 
-    def _check(self, expect: model.Expect | None, reply: ApiReply, scope: Variables) -> list[str]:
+    def _client(self, account: str | None) -> DevicesClient:
+        return self.clients[account or self.scenario.accounts[0]]
+
+    def _check(
+        self,
+        expect: model.Expect | None,
+        reply: ApiReply,
+        scope: Variables,
+        *,
+        operation: str | None,
+    ) -> list[str]:
+        """Why ``reply`` is not what ``expect`` says; ``operation`` (else None) gives the
+        output shape that ``shape: true`` holds the body to."""
         failures: list[str] = []
         any_status = expect is None or (expect.status is None and expect.error is None)
         if any_status and not 200 <= reply.status < 300:
@@ -395,28 +639,79 @@ class Runner:
             failures.append(f"error {reply.error_code or 'none'}, expected {expect.error}")
         if not failures:
             failures += match_body(reply.body, expect.body, scope.resolve)
+            failures += _match_headers(reply.headers, expect.headers, scope.resolve)
+        if not failures and expect.shape and operation is not None:
+            problems = validate_output(load_model().operations[operation], reply.body, load_model())
+            if problems:
+                failures.append(f"not the output shape of {operation}: {'; '.join(problems)}")
         return failures
 
     def _with_exchange(
-        self, result: StepResult, step: model.CallStep, reply: ApiReply, scope: Variables
+        self,
+        result: StepResult,
+        account: str | None,
+        expect: model.Expect | None,
+        reply: ApiReply,
     ) -> StepResult:
+        received: dict[str, object] = {
+            "status": reply.status,
+            "error": reply.error_code,
+            "body": reply.body,
+        }
+        if expect is not None and expect.headers:
+            received["headers"] = dict(reply.headers)
         return dataclasses.replace(
             result,
             sent={
                 "operation": reply.request.operation,
-                "as": step.account or self.scenario.accounts[0],
+                "as": account or self.scenario.accounts[0],
                 "method": reply.request.method,
                 "url": reply.request.url,
                 "body": reply.request.body or None,
             },
-            expected=_describe(step.expect) if step.expect is not None else {"status": "2xx"},
-            received={"status": reply.status, "error": reply.error_code, "body": reply.body},
+            expected=_describe(expect) if expect is not None else {"status": "2xx"},
+            received=received,
         )
 
 
-def _save(step: model.CallStep, reply: ApiReply, scope: Variables) -> None:
+class _NoConnection(Exception):
+    """A publish step's device could not connect to the broker."""
+
+
+_SIGNING: Final[dict[str, Signing]] = {
+    "true": "sigv4",
+    "false": "none",
+    "unknown-key": "sigv4",
+    "bad-signature": "bad-signature",
+    "skewed": "skewed",
+}
+
+
+def unknown_credentials(seed: str) -> Credentials:
+    """A well-formed access key pair, made from the seed, that no backend knows."""
+    digest = hashlib.sha256(f"clicksim-unknown-key\0{seed}".encode()).hexdigest()
+    return Credentials(access_key="AKIA" + digest[:16].upper(), secret_key=digest[16:56])
+
+
+def _match_headers(
+    headers: Mapping[str, str], expectations: Sequence[tuple[str, Matcher]], resolve: Resolve
+) -> list[str]:
+    """Every failed header expectation as ``header NAME: reason`` (names in any case)."""
+    failures: list[str] = []
+    for name, matcher in expectations:
+        value = headers.get(name.lower())
+        if value is None:
+            reason = matcher.check_missing(f"no {name} header")
+        else:
+            reason = matcher.check(value, resolve=resolve)
+        if reason is not None:
+            failures.append(f"header {name}: {reason}")
+    return failures
+
+
+def _save(save: Mapping[str, str], reply: ApiReply, scope: Variables) -> None:
     """``save``: body paths into variables; ``$status`` is the reply's HTTP status."""
-    for variable, body_path in step.save.items():
+    for variable, body_path in save.items():
         value = reply.status if body_path == STATUS else lookup(reply.body, body_path)
         scope.set_global(variable, value)
 
@@ -429,6 +724,10 @@ def _describe(expect: model.Expect) -> dict[str, Any]:
         described["error"] = expect.error
     if expect.body:
         described["body"] = {path: matcher.describe() for path, matcher in expect.body}
+    if expect.headers:
+        described["headers"] = {name: matcher.describe() for name, matcher in expect.headers}
+    if expect.shape:
+        described["shape"] = True
     return described
 
 
@@ -450,6 +749,8 @@ _HANDLERS: Final[dict[type, _Handler]] = {
     model.WebhookStep: Runner._webhook,
     model.SetStep: Runner._set,
     model.CheckStep: Runner._check_value,
+    model.RequestStep: Runner._request,
+    model.PublishStep: Runner._publish,
 }
 
 _KIND: Final[dict[type, str]] = {
@@ -461,4 +762,6 @@ _KIND: Final[dict[type, str]] = {
     model.WebhookStep: "webhook",
     model.SetStep: "set",
     model.CheckStep: "check",
+    model.RequestStep: "request",
+    model.PublishStep: "publish",
 }

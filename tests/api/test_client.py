@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
@@ -23,7 +24,7 @@ from freezegun import freeze_time
 
 from simulator.api.client import ApiReply, ApiUnreachable, DevicesClient, known_params
 from simulator.api.model import OperationSpec, load_model
-from simulator.api.sigv4 import Credentials, Request, verify
+from simulator.api.sigv4 import Credentials, Request, SignatureError, verify
 from tests.http_receiver import Answer, Received, Receiver
 from tests.support import free_port
 
@@ -269,6 +270,133 @@ def test_every_status_is_a_reply(answer: Answer, body: object, error_code: str |
     assert (reply.error_code, reply.request_id) == (error_code, "req-1")
     assert reply.elapsed_s > 0
     assert reply.request.method == "GET"
+
+
+def test_reply_headers_are_lower_cased_and_the_last_value_wins() -> None:
+    answer = Answer(200, (("X-Thing", "one"), ("x-thing", "two"), ("Cache-Control", "no-store")))
+    _, reply, _ = _exchange("ListDevices", {}, answer)
+    assert reply.headers["x-thing"] == "two"
+    assert reply.headers["cache-control"] == "no-store"
+    assert all(name == name.lower() for name in reply.headers)
+
+
+def _raw(
+    method: str,
+    target: str,
+    *,
+    answer: Answer = OK,
+    path: str = "",
+    **options: Any,
+) -> tuple[Received, ApiReply, str]:
+    """``DevicesClient.request`` once against a receiver; the request, reply and endpoint."""
+
+    async def respond(_request: Received) -> Answer:
+        return answer
+
+    async def main() -> tuple[Received, ApiReply, str]:
+        async with Receiver(respond) as receiver:
+            endpoint = receiver.url(path) if path else receiver.url().rstrip("/")
+            reply = await _client(endpoint).request(method, target, **options)
+        [request] = receiver.requests
+        return request, reply, endpoint
+
+    return asyncio.run(main())
+
+
+def _wire(received: Received) -> Request:
+    path, _, query = received.target.partition("?")
+    return Request(
+        method=received.method, path=path, query=query, headers=received.headers, body=received.body
+    )
+
+
+def test_a_raw_request_goes_as_written_and_signed() -> None:
+    received, reply, endpoint = _raw(
+        "PUT",
+        "/claims/C-0123456789?b=2&a=%2F",
+        body=b"{not json",
+        headers={"X-Extra": "yes"},
+        answer=Answer(400, (("X-Amzn-ErrorType", "InvalidRequestException"),), b'{"m": 1}'),
+    )
+    assert (received.method, received.target, received.body) == (
+        "PUT",
+        "/claims/C-0123456789?b=2&a=%2F",
+        b"{not json",
+    )
+    assert received.header("content-type") == "application/json"
+    assert received.header("x-extra") == "yes"
+    caller = verify(_wire(received), now=NOW, lookup={KEYS.access_key: KEYS}.get)
+    assert caller.access_key == KEYS.access_key
+    assert (reply.operation, reply.status, reply.error_code) == (
+        "request",
+        400,
+        "InvalidRequestException",
+    )
+    assert reply.body == {"m": 1}
+    assert reply.request.url == f"{endpoint}/claims/C-0123456789?b=2&a=%2F"
+    assert reply.request.body == "{not json"
+    assert reply.request.operation == "request"
+
+
+def test_a_raw_request_joins_the_endpoints_path() -> None:
+    received, _, _ = _raw("GET", "/devices", path="/prefix/")
+    assert received.target == "/prefix/devices"
+    verify(_wire(received), now=NOW, lookup={KEYS.access_key: KEYS}.get)
+
+
+def test_a_raw_requests_headers_replace_or_drop_the_defaults() -> None:
+    received, _, _ = _raw(
+        "POST", "/x", body=b"a", headers={"content-type": "text/plain", "User-Agent": None}
+    )
+    assert received.header("content-type") == "text/plain"
+    assert [name for name, _ in received.headers].count("content-type") == 1
+    assert received.header("user-agent") is None
+    verify(_wire(received), now=NOW, lookup={KEYS.access_key: KEYS}.get)
+
+
+def test_an_unsigned_raw_request_has_no_authorization() -> None:
+    received, _, _ = _raw("GET", "/devices", sign="none")
+    assert received.header("authorization") is None
+    assert received.header("x-amz-date") is None
+    with pytest.raises(SignatureError) as caught:
+        verify(_wire(received), now=NOW, lookup={KEYS.access_key: KEYS}.get)
+    assert caught.value.code == "MissingAuthenticationTokenException"
+
+
+def test_a_bad_signature_is_well_formed_but_wrong() -> None:
+    received, _, _ = _raw("GET", "/devices", sign="bad-signature")
+    authorization = received.header("authorization") or ""
+    assert re.fullmatch(r".*Signature=[0-9a-f]{64}", authorization), authorization
+    with pytest.raises(SignatureError) as caught:
+        verify(_wire(received), now=NOW, lookup={KEYS.access_key: KEYS}.get)
+    assert caught.value.code == "InvalidSignatureException"
+    assert "does not match" in str(caught.value)
+
+
+def test_a_skewed_request_is_signed_twenty_minutes_early() -> None:
+    received, _, _ = _raw("GET", "/devices", sign="skewed")
+    assert received.header("x-amz-date") == "20240301T121045Z"
+    wire = _wire(received)
+    early = NOW - timedelta(minutes=20)
+    verify(wire, now=early, lookup={KEYS.access_key: KEYS}.get)  # a good signature, then
+    with pytest.raises(SignatureError) as caught:
+        verify(wire, now=NOW, lookup={KEYS.access_key: KEYS}.get)
+    assert caught.value.code == "InvalidSignatureException"
+
+
+@pytest.mark.parametrize(
+    ("target", "sign", "message"),
+    [
+        ("devices", "sigv4", "'devices': a request's target is a path starting with /"),
+        ("/devices", "maybe", "sign 'maybe': expected one of sigv4, none, bad-signature, skewed"),
+    ],
+)
+def test_raw_requests_that_cannot_be_formed_raise_value_error(
+    target: str, sign: Any, message: str
+) -> None:
+    client = _client("http://127.0.0.1:9")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        asyncio.run(client.request("GET", target, sign=sign))
 
 
 def test_an_endpoint_nobody_listens_on_is_unreachable() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import botocore.parsers
 import botocore.serialize
 import botocore.session
 import botocore.utils
@@ -20,6 +21,7 @@ from simulator.api.model import (
     load_model,
     paginators,
     parse_input,
+    validate_output,
 )
 
 ARN: Final = "arn:aws:iot1click:us-east-1:123456789012:devices/G030PM0000000001"
@@ -469,3 +471,210 @@ def test_unsupported_model_features_fail_at_load() -> None:
     service["shapes"]["S"] = {"type": "blob"}
     with pytest.raises(ValueError, match="shape S: type 'blob' is not supported"):
         ServiceModel(service)
+
+
+# --- validate_output ---------------------------------------------------------------
+
+DESCRIPTION: Final = {
+    "arn": ARN,
+    "attributes": {"projectRegion": "us-east-1"},
+    "deviceId": DEVICE,
+    "enabled": False,
+    "remainingLife": 99.5,
+    "type": "button",
+    "tags": {"room": "kitchen"},
+}
+EVENT: Final = {
+    "device": {"attributes": {}, "deviceId": DEVICE, "type": "button"},
+    "stdEvent": '{"clickType": "SINGLE"}',
+}
+GOOD_OUTPUTS: Final = {
+    "ClaimDevicesByClaimCode": {"claimCode": "C-0123456789", "total": 2},
+    "DescribeDevice": {"deviceDescription": DESCRIPTION},
+    "FinalizeDeviceClaim": {"state": "CLAIMED"},
+    "GetDeviceMethods": {"deviceMethods": [{"deviceType": "button", "methodName": "m"}]},
+    "InitiateDeviceClaim": {"state": "CLAIM_INITIATED"},
+    "InvokeDeviceMethod": {"deviceMethodResponse": "{}"},
+    "ListDeviceEvents": {"events": [EVENT], "nextToken": "t"},
+    "ListDevices": {"devices": [DESCRIPTION, {"deviceId": "G2", "remainingLife": 100}]},
+    "ListTagsForResource": {"tags": {}},
+    "TagResource": None,
+    "UnclaimDevice": {"state": "UNCLAIMED"},
+    "UntagResource": {},
+    "UpdateDeviceState": {},
+}
+
+
+def test_every_operations_modelled_output_fits(model: ServiceModel) -> None:
+    assert set(GOOD_OUTPUTS) == set(model.operations)
+    for name, body in GOOD_OUTPUTS.items():
+        assert validate_output(op(model, name), body, model) == [], name
+        assert validate_output(op(model, name), None, model) == [], name  # an empty body is {}
+
+
+@pytest.mark.parametrize(
+    ("operation", "body", "problems"),
+    [
+        pytest.param(
+            "ListDevices",
+            {"devices": [{**DESCRIPTION, "enabled": "yes", "colour": "red"}], "count": 1},
+            [
+                'devices[0].enabled: must be true or false, got "yes"',
+                "devices[0].colour: not in the model",
+                "count: not in the model",
+            ],
+            id="types-and-unknown-members",
+        ),
+        pytest.param(
+            "ListDevices",
+            {"devices": {"a": 1}, "nextToken": 5},
+            ['devices: must be a JSON array, got {"a": 1}', "nextToken: must be a string, got 5"],
+            id="a-list-and-a-string",
+        ),
+        pytest.param(
+            "ListDevices",
+            {"devices": [None, {"deviceId": None, "remainingLife": "90"}], "nextToken": None},
+            [
+                "devices[0]: null, expected a JSON object",
+                'devices[1].remainingLife: must be a number, got "90"',
+            ],
+            id="null-members-are-absent-null-items-are-not",
+        ),
+        pytest.param(
+            "DescribeDevice",
+            {"deviceDescription": {"tags": {"a": 1, "b c": "d"}, "attributes": []}},
+            [
+                "deviceDescription.attributes: must be a JSON object, got []",
+                'deviceDescription.tags["a"]: must be a string, got 1',
+            ],
+            id="maps",
+        ),
+        pytest.param(
+            "ListDeviceEvents",
+            {"events": [{**EVENT, "device": {"attributes": {"x": "y"}, "deviceId": DEVICE}}]},
+            ["events[0].device.attributes.x: not in the model"],
+            id="an-empty-structure",
+        ),
+        pytest.param(
+            "ClaimDevicesByClaimCode",
+            {"claimCode": "C-1", "total": 2.5},
+            [
+                "claimCode: must be 12..40 characters long, got 3",
+                "total: must be an integer, got 2.5",
+            ],
+            id="bounds-and-integers",
+        ),
+        pytest.param(
+            "ClaimDevicesByClaimCode",
+            {"total": True},
+            ["total: must be an integer, got true"],
+            id="a-boolean-is-no-integer",
+        ),
+        pytest.param(
+            "ListDevices", [1, 2], ["body: must be a JSON object, got [1, 2]"], id="not-an-object"
+        ),
+        pytest.param(
+            "ListDevices", "<html>", ['body: must be a JSON object, got "<html>"'], id="not-json"
+        ),
+        pytest.param(
+            "TagResource",
+            {"tags": {}},
+            ['body: TagResource has no output in the model, got {"tags": {}}'],
+            id="no-output-shape",
+        ),
+    ],
+)
+def test_what_does_not_fit_the_output_shape(
+    model: ServiceModel, operation: str, body: object, problems: list[str]
+) -> None:
+    assert validate_output(op(model, operation), body, model) == problems
+
+
+SYNTHETIC: Final = {
+    "metadata": {"protocol": "rest-json", "endpointPrefix": "x"},
+    "operations": {
+        "Get": {
+            "name": "Get",
+            "http": {"method": "GET", "requestUri": "/x"},
+            "output": {"shape": "Out"},
+        }
+    },
+    "shapes": {
+        "Out": {
+            "type": "structure",
+            "required": ["Id"],
+            "members": {
+                "Id": {"shape": "Id", "locationName": "id"},
+                "Colour": {"shape": "Colour", "locationName": "colour"},
+                "At": {"shape": "Unix", "locationName": "at"},
+                "Default": {"shape": "Stamp", "locationName": "default"},
+                "Iso": {"shape": "Iso", "locationName": "iso"},
+                "Count": {"shape": "Count", "locationName": "count"},
+                "Names": {"shape": "Names", "locationName": "names"},
+                "ByColour": {"shape": "ByColour", "locationName": "byColour"},
+                "Etag": {"shape": "Id", "location": "header", "locationName": "ETag"},
+            },
+        },
+        "Id": {"type": "string"},
+        "Colour": {"type": "string", "enum": ["red", "blue"]},
+        "Unix": {"type": "timestamp", "timestampFormat": "unixTimestamp"},
+        "Stamp": {"type": "timestamp"},
+        "Iso": {"type": "timestamp", "timestampFormat": "iso8601"},
+        "Count": {"type": "long", "min": 1, "max": 10},
+        "Names": {"type": "list", "member": {"shape": "Id"}, "max": 2},
+        "ByColour": {"type": "map", "key": {"shape": "Colour"}, "value": {"shape": "Count"}},
+    },
+}
+
+
+def test_required_members_enums_timestamps_and_bounds() -> None:
+    synthetic = ServiceModel(SYNTHETIC)
+    spec = synthetic.operations["Get"]
+    good = {
+        "id": "a",
+        "colour": "red",
+        "at": 1714564800,
+        "default": 1714564800.5,
+        "iso": "2024-05-01T12:00:00Z",
+        "count": 10,
+        "names": ["a", "b"],
+        "byColour": {"blue": 1},
+    }
+    assert validate_output(spec, good, synthetic) == []
+    bad = {
+        "colour": "green",
+        "at": "2024-05-01T12:00:00Z",
+        "default": True,
+        "iso": 1714564800,
+        "count": 0,
+        "names": ["a", "b", "c"],
+        "byColour": {"green": 1},
+        "ETag": "x",
+    }
+    assert validate_output(spec, bad, synthetic) == [
+        "id: required but missing",
+        'colour: "green" is not one of red, blue',
+        'at: must be a timestamp in seconds since the epoch (a number), got "2024-05-01T12:00:00Z"',
+        "default: must be a timestamp in seconds since the epoch (a number), got true",
+        "iso: must be an ISO 8601 date-time string, got 1714564800",
+        "count: must be 1..10, got 0",
+        "names: must be at most 2 items, got 3",
+        "byColour: key 'green' is not one of red, blue",
+        "ETag: not in the model",  # a header member is not a body member
+    ]
+
+
+def test_botocore_reads_what_validate_output_accepts(model: ServiceModel) -> None:
+    """The good outputs parse with botocore's own rest-json parser, member for member."""
+    session = botocore.session.get_session()
+    service = session.get_service_model("iot1click-devices")
+    parser = botocore.parsers.RestJSONParser()
+    for name, body in GOOD_OUTPUTS.items():
+        operation = service.operation_model(name)
+        raw = b"" if body is None else json.dumps(body).encode()
+        response = {"status_code": 200, "headers": {}, "body": raw}
+        parsed = parser.parse(response, operation.output_shape)
+        parsed.pop("ResponseMetadata", None)
+        assert validate_output(op(model, name), body, model) == []
+        if isinstance(body, dict):
+            assert len(parsed) == len(body), name

@@ -170,6 +170,115 @@ def test_a_full_scenario_loads_into_the_model() -> None:
         assert FULL.splitlines()[step.line - 1].startswith("  - "), step
 
 
+CHECK: Final = """\
+name: finalize-without-click
+conformance:
+  kind: reference
+  operations: [FinalizeDeviceClaim, InitiateDeviceClaim]
+steps:
+  - call: ListDevices
+"""
+
+
+def test_a_conformance_header_is_kept() -> None:
+    scenario = load(CHECK)
+    assert scenario.conformance == model.ConformanceHeader(
+        kind="reference",
+        operations=("FinalizeDeviceClaim", "InitiateDeviceClaim"),
+        line=2,
+    )
+    assert load(FULL).conformance is None
+
+
+CONFORMANCE_STEPS: Final = """\
+accounts: [owner, rival]
+steps:
+  - call: ListDevices
+    with: {maxResults: 2}
+    paginate: true
+    expect:
+      shape: true
+      headers: {Content-Type: {regex: json}, x-amzn-RequestId: {exists: true}}
+  - request:
+      method: POST
+      path: "/claims/${claim_code}?a=1"
+      body: "{not json"
+      headers: {Content-Type: text/plain, User-Agent: null, X-Count: 3}
+      sign: bad-signature
+    as: rival
+    expect: {status: 403, headers: {x-amzn-errortype: InvalidSignatureException}}
+    save: {code: code}
+  - request: {method: GET, path: /devices}
+  - request: {method: PUT, path: "/x", body: {a: "${b}"}, sign: false}
+  - publish: "${devices[0]}"
+    payload: {serialNumber: "${devices[0]}", clickType: SINGLE}
+  - publish: "${devices[0]}"
+    payload: not json
+    topic: "iotbutton/${devices[0]}"
+    expect_acknowledged: false
+  - parallel:
+      - request: {method: GET, path: /devices, sign: unknown-key}
+      - publish: "${devices[0]}"
+        payload: ""
+        timeout: 2s
+"""
+
+
+def test_paginate_shape_and_header_expectations() -> None:
+    call = load(CONFORMANCE_STEPS).steps[0]
+    assert isinstance(call, model.CallStep)
+    assert call.paginate is True
+    assert call.name == "ListDevices as owner (all pages)"
+    assert call.expect is not None
+    assert call.expect.shape is True
+    assert call.expect.headers == (
+        ("Content-Type", Regex("json")),
+        ("x-amzn-RequestId", Exists(True)),
+    )
+    plain = load(MINIMAL).steps[0]
+    assert isinstance(plain, model.CallStep)
+    assert plain.paginate is False
+
+
+def test_request_steps() -> None:
+    steps = load(CONFORMANCE_STEPS).steps
+    raw, bare, unsigned = steps[1], steps[2], steps[3]
+    assert isinstance(raw, model.RequestStep)
+    assert (raw.method, raw.path, raw.body) == ("POST", "/claims/${claim_code}?a=1", "{not json")
+    assert raw.headers == {"Content-Type": "text/plain", "User-Agent": None, "X-Count": "3"}
+    assert (raw.sign, raw.account, raw.save) == ("bad-signature", "rival", {"code": "code"})
+    assert raw.name == "POST /claims/${claim_code}?a=1 as rival (bad-signature)"
+    assert raw.expect is not None
+    assert raw.expect.status == (403,)
+    assert raw.expect.headers == (("x-amzn-errortype", Equals("InvalidSignatureException")),)
+    assert isinstance(bare, model.RequestStep)
+    assert (bare.sign, bare.body, bare.headers, bare.expect) == ("true", None, {}, None)
+    assert (bare.account, bare.name) == ("owner", "GET /devices as owner")
+    assert isinstance(unsigned, model.RequestStep)
+    assert (unsigned.sign, unsigned.body) == ("false", {"a": "${b}"})
+    assert unsigned.name == "PUT /x as owner unsigned"
+
+
+def test_publish_steps() -> None:
+    steps = load(CONFORMANCE_STEPS).steps
+    click, raw, parallel = steps[4], steps[5], steps[6]
+    assert isinstance(click, model.PublishStep)
+    assert click.device == "${devices[0]}"
+    assert click.payload == {"serialNumber": "${devices[0]}", "clickType": "SINGLE"}
+    assert (click.topic, click.expect_acknowledged, click.timeout) == (None, True, 10.0)
+    assert (click.account, click.name) == (None, "publish as ${devices[0]}")
+    assert isinstance(raw, model.PublishStep)
+    assert (raw.payload, raw.topic) == ("not json", "iotbutton/${devices[0]}")
+    assert (raw.expect_acknowledged, raw.timeout) == (False, 3.0)
+    assert raw.name == "publish as ${devices[0]} to iotbutton/${devices[0]} (not acknowledged)"
+    assert isinstance(parallel, model.ParallelStep)
+    request, publish = parallel.steps
+    assert isinstance(request, model.RequestStep)
+    assert request.sign == "unknown-key"
+    assert isinstance(publish, model.PublishStep)
+    assert (publish.payload, publish.timeout) == ("", 2.0)
+
+
 def test_a_call_keeps_params_raw_and_builds_matchers() -> None:
     call = load(FULL).steps[0]
     assert isinstance(call, model.CallStep)
@@ -604,7 +713,7 @@ BAD: Final = (
         steps("- call: ListDevices\n  expect: {code: 200}\n"),
         "code",
         "steps[0].expect.code",
-        "unknown key (known here: status, error, body)",
+        "unknown key (known here: status, error, body, headers, shape)",
         True,
     ),
     Bad(
@@ -692,7 +801,7 @@ BAD: Final = (
         steps("- parallel:\n    - repeat: 2\n      steps: [{call: ListDevices}]\n"),
         "repeat",
         "steps[0].parallel[0]",
-        "a repeat step cannot run in parallel (only call, click, until)",
+        "a repeat step cannot run in parallel (only call, click, until, request, publish)",
         True,
     ),
     Bad(
@@ -954,6 +1063,382 @@ BAD: Final = (
         "'Owner': an account name is [a-z][a-z0-9_-]*",
         True,
     ),
+    Bad(
+        "conformance-not-a-mapping",
+        "conformance: model\n" + MINIMAL,
+        1,
+        "conformance",
+        'must be a mapping, got "model"',
+        True,
+    ),
+    Bad(
+        "conformance-unknown-key",
+        "conformance: {kind: model, operations: [ListDevices], group: x}\n" + MINIMAL,
+        1,
+        "conformance.group",
+        "unknown key (known here: kind, operations)",
+        True,
+    ),
+    Bad(
+        "conformance-without-kind",
+        "conformance:\n  operations: [ListDevices]\n" + MINIMAL,
+        2,
+        "conformance.kind",
+        "missing: model or reference",
+        True,
+    ),
+    Bad(
+        "conformance-unknown-kind",
+        "conformance:\n  kind: modle\n  operations: [ListDevices]\n" + MINIMAL,
+        "modle",
+        "conformance.kind",
+        "unknown kind 'modle', did you mean 'model'? (kinds: model, reference)",
+        True,
+    ),
+    Bad(
+        "conformance-without-operations",
+        "conformance:\n  kind: model\n" + MINIMAL,
+        2,
+        "conformance.operations",
+        "missing: the operations the check is about",
+        True,
+    ),
+    Bad(
+        "conformance-no-operations",
+        "conformance:\n  kind: model\n  operations: []\n" + MINIMAL,
+        "operations: []",
+        "conformance.operations",
+        "empty: name at least one operation",
+        True,
+    ),
+    Bad(
+        "conformance-operations-not-a-list",
+        "conformance:\n  kind: model\n  operations: ListDevices\n" + MINIMAL,
+        "operations: ListDevices",
+        "conformance.operations",
+        'must be a list, got "ListDevices"',
+        True,
+    ),
+    Bad(
+        "conformance-unknown-operation",
+        "conformance:\n  kind: model\n  operations: [ListDevice]\n" + MINIMAL,
+        "ListDevice]",
+        "conformance.operations[0]",
+        "unknown operation 'ListDevice', did you mean 'ListDevices'?",
+        True,
+    ),
+    Bad(
+        "conformance-operation-twice",
+        "conformance:\n  kind: model\n  operations: [ListDevices, ListDevices]\n" + MINIMAL,
+        "operations: [",
+        "conformance.operations[1]",
+        "'ListDevices' is given twice",
+        True,
+    ),
+    Bad(
+        "paginate-not-a-boolean",
+        steps("- call: ListDevices\n  paginate: yes\n"),
+        "paginate",
+        "steps[0].paginate",
+        'must be true or false, got "yes"',
+        False,
+    ),
+    Bad(
+        "paginate-without-paginator",
+        steps("- call: DescribeDevice\n  with: {deviceId: X}\n  paginate: true\n"),
+        "paginate",
+        "steps[0].paginate",
+        "DescribeDevice has no paginator in the model (paginated: ListDeviceEvents, ListDevices)",
+        False,
+    ),
+    Bad(
+        "paginate-with-a-token",
+        steps("- call: ListDevices\n  with: {nextToken: abc}\n  paginate: true\n"),
+        "nextToken",
+        "steps[0].with.nextToken",
+        "paginate follows nextToken itself: leave it out",
+        False,
+    ),
+    Bad(
+        "paginate-in-until",
+        steps("- until: {call: ListDevices, paginate: true}\n"),
+        2,
+        "steps[0].until.paginate",
+        "unknown key",
+        True,
+    ),
+    Bad(
+        "expect-headers-not-a-mapping",
+        steps("- call: ListDevices\n  expect: {headers: [a]}\n"),
+        "headers",
+        "steps[0].expect.headers",
+        "must be a mapping, got a list",
+        True,
+    ),
+    Bad(
+        "expect-header-name",
+        steps("- call: ListDevices\n  expect:\n    headers: {Content Type: json}\n"),
+        "Content Type",
+        'steps[0].expect.headers["Content Type"]',
+        "'Content Type' is not a header name",
+        True,
+    ),
+    Bad(
+        "expect-header-twice",
+        steps("- call: ListDevices\n  expect:\n    headers:\n      ETag: a\n      etag: b\n"),
+        "etag: b",
+        "steps[0].expect.headers.etag",
+        "the same header as 'ETag' (names ignore case)",
+        False,
+    ),
+    Bad(
+        "expect-header-matcher",
+        steps("- call: ListDevices\n  expect:\n    headers: {ETag: {regx: a}}\n"),
+        "regx",
+        "steps[0].expect.headers.ETag.regx",
+        "unknown matcher, did you mean 'regex'?",
+        False,
+    ),
+    Bad(
+        "shape-not-a-boolean",
+        steps("- call: ListDevices\n  expect: {shape: 1}\n"),
+        "shape",
+        "steps[0].expect.shape",
+        "must be true or false, got 1",
+        True,
+    ),
+    Bad(
+        "shape-with-an-error",
+        steps("- call: ListDevices\n  expect: {error: X, shape: true}\n"),
+        "shape",
+        "steps[0].expect.shape",
+        "the output shape is that of a 2xx reply",
+        False,
+    ),
+    Bad(
+        "shape-with-a-4xx-status",
+        steps("- call: ListDevices\n  expect: {status: [200, 404], shape: true}\n"),
+        "shape",
+        "steps[0].expect.shape",
+        "it cannot come with an error or a status outside 2xx",
+        False,
+    ),
+    Bad(
+        "shape-on-a-request",
+        steps("- request: {method: GET, path: /devices}\n  expect: {shape: true}\n"),
+        "shape",
+        "steps[0].expect.shape",
+        "a request has no operation whose output shape the body could fit",
+        False,
+    ),
+    Bad(
+        "request-not-a-mapping",
+        steps("- request: GET /devices\n"),
+        "request",
+        "steps[0].request",
+        'must be a mapping, got "GET /devices"',
+        True,
+    ),
+    Bad(
+        "request-unknown-key",
+        steps("- request: {method: GET, path: /devices, query: a}\n"),
+        "request",
+        "steps[0].request.query",
+        "unknown key (known here: method, path, body, headers, sign)",
+        True,
+    ),
+    Bad(
+        "request-without-method",
+        steps("- request: {path: /devices}\n"),
+        "request",
+        "steps[0].request.method",
+        "missing: a request needs a method and a path",
+        True,
+    ),
+    Bad(
+        "request-without-path",
+        steps("- request:\n    method: GET\n"),
+        "method",
+        "steps[0].request.path",
+        "missing: a request needs a method and a path",
+        True,
+    ),
+    Bad(
+        "request-bad-method",
+        steps("- request: {method: GET /, path: /devices}\n"),
+        "request",
+        "steps[0].request.method",
+        "'GET /' is not an HTTP method",
+        True,
+    ),
+    Bad(
+        "request-relative-path",
+        steps("- request: {method: GET, path: devices}\n"),
+        "request",
+        "steps[0].request.path",
+        "'devices': a path starts with / and is printable ASCII without spaces or #",
+        True,
+    ),
+    Bad(
+        "request-path-with-a-space",
+        steps("- request: {method: GET, path: /a b}\n"),
+        "request",
+        "steps[0].request.path",
+        "(percent-encode the rest)",
+        True,
+    ),
+    Bad(
+        "request-path-with-a-fragment",
+        steps('- request: {method: GET, path: "/a#b"}\n'),
+        "request",
+        "steps[0].request.path",
+        "(percent-encode the rest)",
+        True,
+    ),
+    Bad(
+        "request-bad-sign",
+        steps("- request: {method: GET, path: /devices, sign: maybe}\n"),
+        "request",
+        "steps[0].request.sign",
+        'must be true, false, unknown-key, bad-signature or skewed, got "maybe"',
+        True,
+    ),
+    Bad(
+        "request-body-a-number",
+        steps("- request: {method: POST, path: /devices, body: 5}\n"),
+        "request",
+        "steps[0].request.body",
+        "must be text (sent as is) or a mapping or list (sent as JSON), got 5",
+        True,
+    ),
+    Bad(
+        "request-bad-header-name",
+        steps("- request:\n    method: GET\n    path: /devices\n    headers: {X Y: 1}\n"),
+        "X Y",
+        'steps[0].request.headers["X Y"]',
+        "'X Y' is not a header name",
+        True,
+    ),
+    Bad(
+        "request-header-twice",
+        steps("- request:\n    method: GET\n    path: /\n    headers: {X-A: 1, x-a: 2}\n"),
+        "headers",
+        "steps[0].request.headers.x-a",
+        "the same header as 'X-A' (names ignore case)",
+        False,
+    ),
+    Bad(
+        "request-framing-header",
+        steps("- request:\n    method: GET\n    path: /\n    headers: {Content-Length: 1}\n"),
+        "headers",
+        "steps[0].request.headers.Content-Length",
+        "set from the body: leave it out",
+        False,
+    ),
+    Bad(
+        "request-signed-authorization",
+        steps("- request:\n    method: GET\n    path: /\n    headers: {Authorization: x}\n"),
+        "headers",
+        "steps[0].request.headers.Authorization",
+        "the signer sets it; to send your own, say sign: false",
+        False,
+    ),
+    Bad(
+        "request-signed-without-host",
+        steps("- request:\n    method: GET\n    path: /\n    headers: {host: null}\n"),
+        "headers",
+        "steps[0].request.headers.host",
+        "a signed request needs its Host: give a value, not null",
+        False,
+    ),
+    Bad(
+        "request-header-value-a-boolean",
+        steps("- request:\n    method: GET\n    path: /\n    headers: {X-A: true}\n"),
+        "headers",
+        "steps[0].request.headers.X-A",
+        "must be text, a number or null, got true",
+        True,
+    ),
+    Bad(
+        "request-header-value-a-line-break",
+        steps('- request:\n    method: GET\n    path: /\n    headers: {X-A: "a\\nb"}\n'),
+        "headers",
+        "steps[0].request.headers.X-A",
+        "a header value is Latin-1 without control characters",
+        False,
+    ),
+    Bad(
+        "request-header-value-template",
+        steps('- request:\n    method: GET\n    path: /\n    headers: {X-A: "${"}\n'),
+        "headers",
+        "steps[0].request.headers.X-A",
+        "${",
+        False,
+    ),
+    Bad(
+        "request-paginate",
+        steps("- request: {method: GET, path: /devices}\n  paginate: true\n"),
+        "paginate",
+        "steps[0].paginate",
+        "unknown key",
+        True,
+    ),
+    Bad(
+        "publish-without-payload",
+        steps('- publish: "${devices[0]}"\n'),
+        "publish",
+        "steps[0].payload",
+        "missing: say what to publish",
+        True,
+    ),
+    Bad(
+        "publish-payload-a-number",
+        steps('- publish: "${devices[0]}"\n  payload: 3\n'),
+        "payload",
+        "steps[0].payload",
+        "must be text (sent as is) or a mapping or list (sent as JSON), got 3",
+        True,
+    ),
+    Bad(
+        "publish-to-a-wildcard",
+        steps('- publish: "${devices[0]}"\n  payload: x\n  topic: "iotbutton/#"\n'),
+        "topic",
+        "steps[0].topic",
+        "'iotbutton/#': a topic to publish to holds no wildcard (+, #) or NUL",
+        True,
+    ),
+    Bad(
+        "publish-expect-acknowledged",
+        steps('- publish: "${devices[0]}"\n  payload: x\n  expect_acknowledged: 1\n'),
+        "expect_acknowledged",
+        "steps[0].expect_acknowledged",
+        "must be true or false, got 1",
+        True,
+    ),
+    Bad(
+        "publish-bad-timeout",
+        steps('- publish: "${devices[0]}"\n  payload: x\n  timeout: soon\n'),
+        "timeout",
+        "steps[0].timeout",
+        "'soon' is not a duration",
+        True,
+    ),
+    Bad(
+        "publish-as",
+        steps('- publish: "${devices[0]}"\n  payload: x\n  as: owner\n'),
+        "as:",
+        "steps[0].as",
+        "a publish step acts as no account",
+        True,
+    ),
+    Bad(
+        "publish-unknown-key",
+        steps('- publish: "${devices[0]}"\n  payload: x\n  qos: 0\n'),
+        "qos",
+        "steps[0].qos",
+        "unknown key (known here: name, as, needs, publish, payload, topic, expect_acknowledged,",
+        True,
+    ),
     # Not structural to a YAML 1.1 reader (yaml.safe_load), where yes is true.
     Bad(
         "webhook-not-a-boolean",
@@ -978,7 +1463,13 @@ def test_a_bad_file_is_refused_in_one_line_naming_the_place(bad: Bad) -> None:
 
 # --- the JSON Schema agrees ------------------------------------------------------------
 
-GOOD: Final = (FULL, MINIMAL, "steps: [{click: X, press_ms: 90}, {sleep: 0.5}]\n")
+GOOD: Final = (
+    FULL,
+    MINIMAL,
+    CHECK,
+    CONFORMANCE_STEPS,
+    "steps: [{click: X, press_ms: 90}, {sleep: 0.5}]\n",
+)
 
 
 @pytest.fixture(scope="module")

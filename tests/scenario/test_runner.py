@@ -711,6 +711,20 @@ def test_set_keeps_types_and_check_compares(tmp_path: Path) -> None:
     assert "3" in failed.message
 
 
+def test_certificate_ids_follow_the_devices_order(tmp_path: Path) -> None:
+    ran = run_scenario(
+        """
+        fleet: {count: 2}
+        steps:
+          - set: {ids: "${certificate_ids}"}
+        """,
+        tmp_path,
+    )
+    expected = [ran.runner.devices[d].record.certificate_id for d in ran.devices]
+    assert ran.variable("ids") == expected
+    assert all(len(cid) == 64 for cid in expected)
+
+
 @pytest.mark.parametrize(
     ("step", "fragments"),
     [
