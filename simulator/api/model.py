@@ -45,7 +45,7 @@ _INTEGER: Final = re.compile(r"-?[0-9]{1,20}")
 _ISO8601: Final = re.compile(
     r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})"
     r"T(?P<hour>\d{2}):(?P<minute>\d{2}):(?P<second>\d{2})(?:\.(?P<fraction>\d{1,9}))?"
-    r"(?:Z|(?P<sign>[+-])(?P<zone_hours>\d{2}):?(?P<zone_minutes>\d{2}))?",
+    r"(?:Z|(?P<sign>[+-])(?P<zone_hours>\d{2}):?(?P<zone_minutes>\d{2}))",
     re.ASCII,
 )
 _SHOWN: Final = 60
@@ -394,7 +394,10 @@ def _integer(name: str, shape: Mapping[str, Any], number: int | None, shown: str
 
 
 def _iso8601(name: str, text: str, shown: str) -> datetime:
-    """An ISO 8601 date-time, as an aware UTC datetime (no zone designator: UTC)."""
+    """An ISO 8601 date-time with its zone (``Z`` or an offset), as an aware UTC datetime.
+
+    A stamp without a zone is refused: whose local time it would be is anyone's guess.
+    """
     parts = _ISO8601.fullmatch(text)
     try:
         if parts is None:
@@ -408,7 +411,8 @@ def _iso8601(name: str, text: str, shown: str) -> datetime:
         stamp = datetime(year, month, day, hour, minute, second, micro, timezone(offset))
     except ValueError:
         raise InvalidInput(
-            f"{name}: must be an ISO 8601 date-time such as 2024-05-01T12:00:00Z, got {shown}"
+            f"{name}: must be an ISO 8601 date-time with its time zone, such as "
+            f"2024-05-01T12:00:00Z, got {shown}"
         ) from None
     try:
         return stamp.astimezone(UTC)

@@ -235,8 +235,14 @@ EVENTS_QUERY: Final = "fromTimeStamp=2024-01-01T00:00:00Z&toTimeStamp=2024-01-02
             "ListDeviceEvents",
             "fromTimeStamp=yesterday&toTimeStamp=2024-01-02T00:00:00Z",
             b"",
-            "fromTimeStamp: must be an ISO 8601 date-time such as 2024-05-01T12:00:00Z, "
-            "got 'yesterday'",
+            "fromTimeStamp: must be an ISO 8601 date-time with its time zone, such as "
+            "2024-05-01T12:00:00Z, got 'yesterday'",
+        ),
+        (
+            "ListDeviceEvents",
+            "fromTimeStamp=2024-01-01T00:00:00&toTimeStamp=2024-01-02T00:00:00Z",
+            b"",
+            "fromTimeStamp: must be an ISO 8601 date-time with its time zone",
         ),
         (
             "ListDeviceEvents",
@@ -383,7 +389,6 @@ def test_repeated_tag_keys_make_a_list_in_order(model: ServiceModel) -> None:
         ("2024-01-01T00:00:00Z", datetime(2024, 1, 1, tzinfo=UTC)),
         ("2024-01-01T00:00:00.5Z", datetime(2024, 1, 1, 0, 0, 0, 500000, tzinfo=UTC)),
         ("2024-01-01T00:00:00.123456789Z", datetime(2024, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)),
-        ("2024-01-01T00:00:00", datetime(2024, 1, 1, tzinfo=UTC)),
         ("2024-01-01T02:00:00%2B02:00", datetime(2024, 1, 1, tzinfo=UTC)),
         ("2023-12-31T19:30:00-0430", datetime(2024, 1, 1, tzinfo=UTC)),
         ("0001-01-01T00:00:00%2B00:01", datetime.min.replace(tzinfo=UTC)),
