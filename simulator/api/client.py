@@ -111,12 +111,7 @@ class DevicesClient:
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``clock`` gives the signing time (a scenario may run on a moved clock)."""
-        parts = urlsplit(endpoint)
-        if not _plain_http(parts):
-            raise ValueError(
-                f"endpoint {display_url(endpoint)!r}: expected http(s)://host[:port][/path], "
-                "without credentials, query or fragment"
-            )
+        parts = parse_endpoint(endpoint)
         self.endpoint = endpoint
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._host = parts.netloc
@@ -237,6 +232,17 @@ def _tamper(value: str) -> str:
 
 def _text_of(body: bytes) -> str:
     return body.decode("utf-8", errors="replace")
+
+
+def parse_endpoint(endpoint: str) -> SplitResult:
+    """An API endpoint's parts; ``ValueError`` naming it when it is not plain http(s)."""
+    parts = urlsplit(endpoint)
+    if not _plain_http(parts):
+        raise ValueError(
+            f"endpoint {display_url(endpoint)!r}: expected http(s)://host[:port][/path], "
+            "without credentials, query or fragment"
+        )
+    return parts
 
 
 def _plain_http(parts: SplitResult) -> bool:

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from simulator.api.client import parse_endpoint
 from simulator.api.credentials import CredentialsError, resolve, resolve_region
 from simulator.api.sigv4 import Credentials
 from simulator.backend.accounts import Account
@@ -185,6 +186,10 @@ def external_target(
     one; the others need a profile. Without ``every_account``, an account with no
     profile is left out (the caller skips what needs it) instead of refused.
     """
+    try:
+        parse_endpoint(api_url)
+    except ValueError as exc:
+        raise TargetError(f"--api: {exc}") from None
     unknown = sorted(set(profiles) - set(account_names))
     if unknown:
         known = ", ".join(account_names)

@@ -301,3 +301,16 @@ def test_a_scenario_whose_profile_file_is_bad_names_the_profile_line(in_tmp: Pat
     (in_tmp / "bad.toml").write_text('name = "bad"\n')
     (in_tmp / "uses-bad.yaml").write_text("fleet: {profile: bad.toml}\nsteps: [{sleep: 1ms}]\n")
     assert_input_error(run("run", "uses-bad.yaml"), "bad.toml:1:")
+
+
+@pytest.mark.parametrize(
+    "api", ["ftp://127.0.0.1:1", "http://user:pw@127.0.0.1:1", "http://h:99999"]
+)
+def test_an_api_url_that_is_not_plain_http_exits_2(
+    in_tmp: Path, aws_env: None, ca_folder: CaFolder, api: str
+) -> None:
+    result = run(
+        "run", "initiate-click-finalize", "--api", api, "--broker", "mqtts://127.0.0.1:1",
+        "--ca-dir", str(ca_folder.path),
+    )  # fmt: skip
+    assert_input_error(result, "initiate-click-finalize: --api: endpoint", "expected http(s)://")
