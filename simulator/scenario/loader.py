@@ -41,6 +41,7 @@ from simulator.scenario.matchers import (
     Json,
     Length,
     Matcher,
+    Not,
     OneOf,
     PathError,
     Regex,
@@ -965,6 +966,8 @@ class _Builder:
             if isinstance(node, MappingNode):
                 return Json(self.body(node, where))
             return Json(Equals(self.value(node, where)))
+        if key == "not":
+            return Not(self.matcher(node, where))
         options = self.sequence(node, where)
         if not options:
             self.fail(node, where, "empty: give the values allowed")

@@ -375,6 +375,31 @@ class OneOf(Matcher):
 
 
 @dataclass(frozen=True)
+class Not(Matcher):
+    """The inner matcher must not hold (``{not: {contains: {deviceId: X}}}``); nothing at
+    the path is "not" anything, so it passes."""
+
+    inner: Matcher
+
+    @property
+    def key(self) -> str:
+        return "not"
+
+    def spec(self) -> object:
+        return self.inner.describe()
+
+    def check(self, actual: object, *, resolve: Resolve) -> str | None:
+        if self.inner.check(actual, resolve=resolve) is not None:
+            return None
+        return f"expected not {show(self.inner.describe())}, got {show(actual)}"
+
+    def check_missing(self, reason: str) -> str | None:
+        if self.inner.check_missing(reason) is not None:
+            return None
+        return f"expected not {show(self.inner.describe())}, but {reason}"
+
+
+@dataclass(frozen=True)
 class AllOf(Matcher):
     """Several matchers on one value (``{gt: 90, le: 100}``); all must hold."""
 
@@ -411,6 +436,7 @@ MATCHER_KEYS: Final = (
     "exists",
     "json",
     "one_of",
+    "not",
 )
 """Every key a matcher mapping may hold (``all_of`` is what several keys make)."""
 

@@ -32,10 +32,12 @@ from simulator.scenario.matchers import (
     MATCHER_KEYS,
     AllOf,
     Compare,
+    Contains,
     Equals,
     Exists,
     Json,
     Length,
+    Not,
     OneOf,
     Regex,
 )
@@ -66,6 +68,7 @@ steps:
         "deviceDescription.remainingLife": {gt: 90, le: 100}
         "events[0].stdEvent": {json: {clickType: SINGLE}}
         nextToken: {exists: false}
+        devices[1]: {not: {contains: {deviceId: G030PM0000NOSUCH}}}
     save: {arn: deviceDescription.arn, token: nextToken}
   - click: "${devices[0]}"
     type: double
@@ -298,6 +301,7 @@ def test_a_call_keeps_params_raw_and_builds_matchers() -> None:
         ("deviceDescription.remainingLife", AllOf((Compare("gt", 90), Compare("le", 100)))),
         ("events[0].stdEvent", Json((("clickType", Equals("SINGLE")),))),
         ("nextToken", Exists(False)),
+        ("devices[1]", Not(Contains({"deviceId": "G030PM0000NOSUCH"}))),
     )
 
 

@@ -16,6 +16,7 @@ from simulator.scenario.matchers import (
     Json,
     Length,
     Matcher,
+    Not,
     OneOf,
     PathError,
     PathMissing,
@@ -250,6 +251,19 @@ def test_one_of() -> None:
     assert check(OneOf(("a", "b")), "b") is None
     assert check(OneOf(("${n}", 4)), 3) is None
     assert check(OneOf((1, 2)), True) == "expected one of [1, 2], got true"
+
+
+def test_not_holds_when_its_matcher_does_not() -> None:
+    absent = Not(Contains({"deviceId": "${id}"}))
+    assert check(absent, [{"deviceId": "other"}]) is None
+    assert check(absent, [{"deviceId": "G030PM"}]) == (
+        'expected not {"contains": {"deviceId": "${id}"}}, got [{"deviceId": "G030PM"}]'
+    )
+    assert absent.check_missing("no key 'devices'") is None
+    assert Not(Exists(False)).check_missing("no key 'x'") == (
+        "expected not {\"exists\": false}, but no key 'x'"
+    )
+    assert Not(Equals(1)).describe() == {"not": 1}
 
 
 def test_all_of_reports_every_failure() -> None:
