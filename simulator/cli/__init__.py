@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from simulator import __version__
-from simulator.cli import backend, broker, ca, click_, fleet, profiles, run
+from simulator.cli import backend, broker, ca, click_, conformance, fleet, profiles, run
 from simulator.cli.app import INPUT_ERRORS, InputError
 
 
@@ -55,6 +55,7 @@ main.add_command(backend.group)
 main.add_command(broker.group)
 main.add_command(ca.group)
 main.add_command(click_.command)
+main.add_command(conformance.command)
 main.add_command(fleet.group)
 main.add_command(profiles.group)
 main.add_command(run.command)
