@@ -98,18 +98,37 @@ def prepare_workspace(
         ca_folder = CaFolder(path=ca_dir)
     else:
         ca_folder = init_ca(root / "certs", seed=f"{seed}/ca", key_type=KeyType.EC)
-    spec = scenario.fleet
     profile_path = _profile_file(scenario)
-    profile = load_profile(str(profile_path) if profile_path else spec.profile)
+    return make_workspace(
+        profile_path or scenario.fleet.profile,
+        count=scenario.fleet.count,
+        seed=seed,
+        claim_code=scenario.fleet.claim_code,
+        root=root,
+        ca_folder=ca_folder,
+    )
+
+
+def make_workspace(
+    profile: str | Path,
+    *,
+    count: int,
+    seed: str,
+    claim_code: str | None,
+    root: Path,
+    ca_folder: CaFolder,
+) -> Workspace:
+    """A fleet of ``count`` devices of ``profile`` (a bundled name or a .toml file) under
+    ``root``, signed by ``ca_folder``."""
     manifest = root / "fleet" / "fleet.json"
     create_fleet(
-        profile,
+        load_profile(str(profile)),
         ca_folder=ca_folder,
-        count=spec.count,
+        count=count,
         seed=seed,
-        claim_code=spec.claim_code,
+        claim_code=claim_code,
         out=manifest,
-        profile_file=profile_path,
+        profile_file=profile if isinstance(profile, Path) else None,
     )
     return Workspace(ca_folder=ca_folder, manifest=manifest, fleet=Fleet.open(manifest))
 
