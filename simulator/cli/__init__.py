@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from simulator import __version__
-from simulator.cli import backend, broker, ca, click_, conformance, fleet, profiles, run
+from simulator.cli import backend, broker, ca, click_, conformance, fleet, load, profiles, run
 from simulator.cli.app import INPUT_ERRORS, InputError
 
 
@@ -57,5 +57,6 @@ main.add_command(ca.group)
 main.add_command(click_.command)
 main.add_command(conformance.command)
 main.add_command(fleet.group)
+main.add_command(load.command)
 main.add_command(profiles.group)
 main.add_command(run.command)
