@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from simulator.cli.app import InputError
+from simulator.cli.app import InputError, check_target_options, target_options
 from simulator.cli.run import EXIT_FAILED, EXIT_UNUSABLE, profile_pair
 from simulator.workspace import DEFAULT_CA_DIR
 
@@ -46,28 +46,11 @@ DEFAULT_SEED = "conformance"
     help="Only checks of this kind (repeatable): 'model' (the AWS service model says so) or "
     "'reference' (clicksim's reference semantics, where the model is silent).",
 )
-@click.option("--api", "api_url", help="A backend's Devices API endpoint (default: embedded).")
-@click.option("--broker", "broker_url", help="The broker its devices use (with --api).")
-@click.option(
-    "--ca-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="CLICKSIM_CA_DIR",
-    help="With --api: the CA the broker trusts, which signs the checks' fleets. "
-    "Env: CLICKSIM_CA_DIR.",
-)
-@click.option(
-    "--account",
-    "account_profiles",
-    multiple=True,
-    metavar="NAME=PROFILE",
-    help="With --api: the AWS profile an account signs with (repeatable). 'owner' defaults "
-    "to the usual AWS credential chain; checks that need 'rival' are skipped without it.",
-)
-@click.option("--region", help="With --api: the signing region (default: from the AWS config).")
-@click.option(
-    "--provision-cmd",
-    help="With --api: a command that adds a fleet to the backend's inventory; it is run once "
-    "per check's fleet with that fleet's manifest path as its last argument.",
+@target_options(
+    fleet="the checks' fleets",
+    account_help="With --api: the AWS profile an account signs with (repeatable). 'owner' "
+    "defaults to the usual AWS credential chain; checks that need 'rival' are skipped "
+    "without it.",
 )
 @click.option(
     "--seed",
@@ -108,13 +91,13 @@ def command(
     """
     from simulator.conformance.catalogue import CatalogueError, load_catalogue, select
 
-    if (api_url is None) != (broker_url is None):
-        raise click.UsageError("--api and --broker go together")
-    ca_dir_given = click.get_current_context().get_parameter_source("ca_dir") is (
-        click.core.ParameterSource.COMMANDLINE
+    check_target_options(
+        api_url,
+        broker_url,
+        region=region,
+        provision_cmd=provision_cmd,
+        account_profiles=account_profiles,
     )
-    if api_url is None and (account_profiles or provision_cmd or ca_dir_given or region):
-        raise click.UsageError("--account, --ca-dir, --region and --provision-cmd need --api")
     profiles = dict(profile_pair(pair) for pair in account_profiles)
     try:
         checks = select(load_catalogue(), only=only, kinds=kinds)

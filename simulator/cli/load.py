@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from simulator.cli.app import InputError
+from simulator.cli.app import InputError, check_target_options, target_options
 from simulator.cli.run import EXIT_FAILED
 from simulator.workspace import DEFAULT_CA_DIR
 
@@ -128,20 +128,7 @@ def _ratio(ctx: click.Context, param: click.Parameter, value: str) -> float:
     metavar="RATE",
     help="Exit 1 unless the backend held at least RATE acknowledged clicks/s.",
 )
-@click.option("--api", "api_url", help="A backend's Devices API endpoint (default: embedded).")
-@click.option("--broker", "broker_url", help="The broker its devices use (with --api).")
-@click.option(
-    "--ca-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="CLICKSIM_CA_DIR",
-    help="With --api: the CA the broker trusts, which signs the fleet. Env: CLICKSIM_CA_DIR.",
-)
-@click.option("--region", help="With --api: the signing region (default: from the AWS config).")
-@click.option(
-    "--provision-cmd",
-    help="With --api: a command that adds the fleet to the backend's inventory; it is "
-    "run with the fleet manifest's path as its last argument.",
-)
+@target_options(fleet="the fleet")
 @click.option("--seed", help="Seed of the fleet (default: 'load' embedded, a new one with --api).")
 @click.option(
     "--report",
@@ -181,13 +168,7 @@ def command(
     from simulator.load.plan import LoadPlan, Thresholds
     from simulator.resources import load_profile
 
-    if (api_url is None) != (broker_url is None):
-        raise click.UsageError("--api and --broker go together")
-    ca_dir_given = click.get_current_context().get_parameter_source("ca_dir") is (
-        click.core.ParameterSource.COMMANDLINE
-    )
-    if api_url is None and (provision_cmd or ca_dir_given or region):
-        raise click.UsageError("--ca-dir, --region and --provision-cmd need --api")
+    check_target_options(api_url, broker_url, region=region, provision_cmd=provision_cmd)
     load_profile(profile)  # an unknown profile: one line, before anything starts
     plan = LoadPlan(
         devices=devices,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from simulator.cli.app import InputError
+from simulator.cli.app import InputError, check_target_options, target_options
 from simulator.resources import bundled_dir
 from simulator.workspace import DEFAULT_CA_DIR
 
@@ -47,28 +47,10 @@ def scenario_path(reference: str) -> Path:
 @click.argument("scenarios", nargs=-1)
 @click.option("--list", "list_only", is_flag=True, help="List the bundled scenarios and exit.")
 @click.option("--all", "run_all", is_flag=True, help="Run every bundled scenario.")
-@click.option("--api", "api_url", help="A backend's Devices API endpoint (default: embedded).")
-@click.option("--broker", "broker_url", help="The broker its devices use (with --api).")
-@click.option(
-    "--ca-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="CLICKSIM_CA_DIR",
-    help="With --api: the CA the broker trusts, which signs the scenario's fleet. "
-    "Env: CLICKSIM_CA_DIR.",
-)
-@click.option(
-    "--account",
-    "account_profiles",
-    multiple=True,
-    metavar="NAME=PROFILE",
-    help="With --api: the AWS profile a scenario account signs with (repeatable). The "
+@target_options(
+    fleet="the scenario's fleet",
+    account_help="With --api: the AWS profile a scenario account signs with (repeatable). The "
     "first account defaults to the usual AWS credential chain.",
-)
-@click.option("--region", help="With --api: the signing region (default: from the AWS config).")
-@click.option(
-    "--provision-cmd",
-    help="With --api: a command that adds the fleet to the backend's inventory; it is run "
-    "with the fleet manifest's path as its last argument.",
 )
 @click.option("--seed", help="Seed of the fleet and accounts (default: the scenario's).")
 @click.option(
@@ -109,14 +91,13 @@ def command(
         scenarios = (*scenarios, *scenario_names())
     if not scenarios:
         raise click.UsageError("name a scenario (see --list), or give --all")
-    if (api_url is None) != (broker_url is None):
-        raise click.UsageError("--api and --broker go together")
-    # CLICKSIM_CA_DIR, set for every command, must not make an embedded run fail.
-    ca_dir_given = click.get_current_context().get_parameter_source("ca_dir") is (
-        click.core.ParameterSource.COMMANDLINE
+    check_target_options(
+        api_url,
+        broker_url,
+        region=region,
+        provision_cmd=provision_cmd,
+        account_profiles=account_profiles,
     )
-    if api_url is None and (account_profiles or provision_cmd or ca_dir_given or region):
-        raise click.UsageError("--account, --ca-dir, --region and --provision-cmd need --api")
     profiles = dict(profile_pair(pair) for pair in account_profiles)
     try:
         loaded = [load_scenario(scenario_path(reference)) for reference in scenarios]

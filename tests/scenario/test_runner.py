@@ -792,8 +792,13 @@ def test_an_unreachable_api_is_an_error_and_the_rest_is_skipped(tmp_path: Path) 
     assert not result.ok
 
 
-def test_an_unreachable_broker_is_an_error_not_a_failed_check(tmp_path: Path) -> None:
-    scenario = load('steps: [{click: "${devices[0]}"}, {sleep: 1ms}]', tmp_path)
+@pytest.mark.parametrize(
+    "step",
+    ['{click: "${devices[0]}"}', '{publish: "${devices[0]}", payload: x}'],
+    ids=["click", "publish"],
+)
+def test_an_unreachable_broker_is_an_error_not_a_failed_check(tmp_path: Path, step: str) -> None:
+    scenario = load(f"steps: [{step}, {{sleep: 1ms}}]", tmp_path)
     port = closed_port()
 
     async def main() -> ScenarioResult:
@@ -810,7 +815,9 @@ def test_an_unreachable_broker_is_an_error_not_a_failed_check(tmp_path: Path) ->
 
     result = asyncio.run(main())
     assert [step.outcome for step in result.steps] == [Outcome.ERROR, Outcome.SKIPPED]
-    assert f"could not connect to the broker at 127.0.0.1:{port}" in result.steps[0].message
+    message = result.steps[0].message
+    assert message.startswith(f"the device could not connect to the broker at 127.0.0.1:{port} (")
+    assert message.endswith("is it up, and does it trust the fleet's CA?")
 
 
 def test_the_same_seed_gives_the_same_fleet_and_accounts(tmp_path: Path) -> None:

@@ -534,29 +534,6 @@ def test_a_publish_as_a_stranger_fails(tmp_path: Path) -> None:
     assert failed.message == '"G030PM0000000000" is not a device of the fleet'
 
 
-def test_an_unreachable_broker_makes_a_publish_an_error(tmp_path: Path) -> None:
-    scenario = load('steps: [{publish: "${devices[0]}", payload: x}, {sleep: 1ms}]', tmp_path)
-    port = closed_port()
-
-    async def main() -> ScenarioResult:
-        workspace = prepare_workspace(scenario, seed=SEED, root=tmp_path / "run", ca_dir=None)
-        target = Target(
-            description="no broker",
-            api_url=f"http://127.0.0.1:{closed_port()}",
-            broker=parse_broker_url(f"mqtts://127.0.0.1:{port}"),
-            accounts=generated_accounts(scenario.accounts, SEED),
-            region="us-east-1",
-            backend_clock=False,
-        )
-        return await Runner(scenario, target, workspace, seed=SEED, clock=ScenarioClock()).run()
-
-    result = asyncio.run(main())
-    assert [step.outcome for step in result.steps] == [Outcome.ERROR, Outcome.SKIPPED]
-    message = result.steps[0].message
-    assert message.startswith(f"the device could not connect to the broker at 127.0.0.1:{port} (")
-    assert message.endswith("is it up, and does it trust the fleet's CA?")
-
-
 def test_a_broker_that_refuses_the_device_makes_a_publish_an_error(tmp_path: Path) -> None:
     """A fleet of another CA: the embedded broker refuses the TLS handshake."""
     scenario = load('steps: [{publish: "${devices[0]}", payload: x}]', tmp_path)
