@@ -170,21 +170,29 @@ def command(
 
     check_target_options(api_url, broker_url, region=region, provision_cmd=provision_cmd)
     load_profile(profile)  # an unknown profile: one line, before anything starts
-    plan = LoadPlan(
-        devices=devices,
-        profile=profile,
-        start_rate=rate,
-        factor=factor,
-        stages=stages,
-        stage_seconds=stage_seconds,
-        api_rate=api_rate,
-        thresholds=Thresholds(
-            click_p99_ms=click_p99 * 1000,
-            visible_p99_ms=visible_p99 * 1000,
-            api_p99_ms=api_p99 * 1000,
-            max_failure_ratio=max_failures,
-        ),
-    )
+    if rate * stage_seconds < 1:
+        raise click.UsageError(
+            f"--rate {rate:g} x --stage {stage_seconds:g}s offers no whole click per stage: "
+            "raise one of them"
+        )
+    try:  # what the flags' own types let through, such as inf
+        plan = LoadPlan(
+            devices=devices,
+            profile=profile,
+            start_rate=rate,
+            factor=factor,
+            stages=stages,
+            stage_seconds=stage_seconds,
+            api_rate=api_rate,
+            thresholds=Thresholds(
+                click_p99_ms=click_p99 * 1000,
+                visible_p99_ms=visible_p99 * 1000,
+                api_p99_ms=api_p99 * 1000,
+                max_failure_ratio=max_failures,
+            ),
+        )
+    except ValueError as exc:
+        raise InputError(f"load: {exc}") from None
     result = asyncio.run(
         _run(
             plan,
