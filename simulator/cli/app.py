@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
@@ -132,3 +133,22 @@ def check_target_options(
         raise click.UsageError(
             ", ".join([*names, "--ca-dir", "--region"]) + " and --provision-cmd need --api"
         )
+
+
+def check_output(path: Path | None, option: str, *, folder: bool = False) -> None:
+    """Make sure a report can be written there before the run, not after it.
+
+    Makes the folder (``folder``) or the file's parent, and refuses one that cannot be
+    made or written to, in one line naming the option.
+    """
+    if path is None:
+        return
+    where = path if folder else path.parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"{option} {path}: cannot make the folder {where}: {exc.strerror}"
+        ) from None
+    if not os.access(where, os.W_OK):
+        raise InputError(f"{option} {path}: the folder {where} is not writable")

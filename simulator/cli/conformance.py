@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from simulator.cli.app import InputError, check_target_options, target_options
+from simulator.cli.app import InputError, check_output, check_target_options, target_options
 from simulator.cli.run import EXIT_FAILED, EXIT_UNUSABLE, profile_pair
 from simulator.workspace import DEFAULT_CA_DIR
 
@@ -115,6 +115,8 @@ def command(
         return
     if not checks:
         raise InputError("no check is selected: see 'clicksim conformance --list'")
+    check_output(junit_xml, "--junit-xml")
+    check_output(json_path, "--json")
     result = asyncio.run(
         _run(
             checks,

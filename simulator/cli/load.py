@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from simulator.cli.app import InputError, check_target_options, target_options
+from simulator.cli.app import InputError, check_output, check_target_options, target_options
 from simulator.cli.run import EXIT_FAILED
 from simulator.workspace import DEFAULT_CA_DIR
 
@@ -170,6 +170,7 @@ def command(
 
     check_target_options(api_url, broker_url, region=region, provision_cmd=provision_cmd)
     load_profile(profile)  # an unknown profile: one line, before anything starts
+    check_output(report_dir, "--report", folder=True)
     if rate * stage_seconds < 1:
         raise click.UsageError(
             f"--rate {rate:g} x --stage {stage_seconds:g}s offers no whole click per stage: "

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from simulator.cli.app import InputError, check_target_options, target_options
+from simulator.cli.app import InputError, check_output, check_target_options, target_options
 from simulator.resources import bundled_dir
 from simulator.workspace import DEFAULT_CA_DIR
 
@@ -99,6 +99,8 @@ def command(
         account_profiles=account_profiles,
     )
     profiles = dict(profile_pair(pair) for pair in account_profiles)
+    check_output(junit_xml, "--junit-xml")
+    check_output(json_path, "--json")
     try:
         loaded = [load_scenario(scenario_path(reference)) for reference in scenarios]
     except ScenarioError as exc:

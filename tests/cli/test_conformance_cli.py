@@ -195,3 +195,14 @@ def test_bad_input_is_one_line_and_exit_2(
     in_tmp: Path, aws_env: None, args: list[str], message: str
 ) -> None:
     assert_input_error(run("conformance", *args), message)
+
+
+@pytest.mark.parametrize("option", ["--json", "--junit-xml"])
+def test_a_report_file_that_cannot_be_written_is_refused_before_the_run(
+    in_tmp: Path, option: str
+) -> None:
+    Path("taken").write_text("")
+    assert_input_error(
+        run("conformance", option, "taken/report"),
+        f"{option} taken/report: cannot make the folder taken",
+    )

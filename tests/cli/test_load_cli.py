@@ -112,3 +112,11 @@ def test_bad_input_is_one_line_and_exit_2(
     in_tmp: Path, aws_env: None, args: list[str], message: str
 ) -> None:
     assert_input_error(run("load", *args), message)
+
+
+def test_a_report_folder_that_cannot_be_made_is_refused_before_the_run(in_tmp: Path) -> None:
+    Path("taken").write_text("")
+    assert_input_error(
+        run("load", *SHORT, "--report", "taken/report"),
+        "--report taken/report: cannot make the folder taken/report",
+    )

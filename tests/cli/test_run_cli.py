@@ -314,3 +314,25 @@ def test_an_api_url_that_is_not_plain_http_exits_2(
         "--ca-dir", str(ca_folder.path),
     )  # fmt: skip
     assert_input_error(result, "initiate-click-finalize: --api: endpoint", "expected http(s)://")
+
+
+@pytest.mark.parametrize("option", ["--json", "--junit-xml"])
+def test_a_report_file_that_cannot_be_written_is_refused_before_the_run(
+    in_tmp: Path, option: str
+) -> None:
+    Path("taken").write_text("")
+    assert_input_error(
+        run("run", "claim-by-code", option, "taken/report"),
+        f"{option} taken/report: cannot make the folder taken",
+    )
+
+
+def test_a_report_folder_without_write_permission_is_refused(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root may write anywhere, so the permission is denied the way a user meets it."""
+    monkeypatch.setattr("simulator.cli.app.os.access", lambda path, mode: False)
+    assert_input_error(
+        run("run", "claim-by-code", "--json", "out/run.json"),
+        "--json out/run.json: the folder out is not writable",
+    )
