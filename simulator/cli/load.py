@@ -59,7 +59,7 @@ def _ratio(ctx: click.Context, param: click.Parameter, value: str) -> float:
     "--profile",
     default="aws-iot-enterprise-button",
     show_default=True,
-    help="The devices' profile (bundled name).",
+    help="The devices' profile: a bundled name or a .toml file.",
 )
 @click.option(
     "--rate",
@@ -267,7 +267,9 @@ async def _run(
                     )
                     ca_folder = CaFolder(path=ca_dir)
                 workspace = make_workspace(
-                    plan.profile,
+                    Path(plan.profile).resolve()
+                    if plan.profile.endswith(".toml")
+                    else plan.profile,
                     count=plan.devices,
                     seed=seed,
                     claim_code=None,

@@ -120,3 +120,14 @@ def test_a_report_folder_that_cannot_be_made_is_refused_before_the_run(in_tmp: P
         run("load", *SHORT, "--report", "taken/report"),
         "--report taken/report: cannot make the folder taken/report",
     )
+
+
+def test_a_profile_file_is_taken_as_the_fleet_s_profile(in_tmp: Path) -> None:
+    text = (Path(__file__).parents[2] / "profiles" / "aws-iot-enterprise-button.toml").read_text()
+    Path("mybutton.toml").write_text(
+        re.sub(r'(?m)^name = ".*"$', 'name = "mybutton"', text, count=1)
+    )
+    result = run("load", *SHORT[:-2], "--stages", "1", "--profile", "mybutton.toml")
+    assert result.exit_code == 0, result.output
+    assert "8 devices (mybutton.toml)" in result.stdout
+    assert ", 0 lost, 0 duplicates" in result.stdout
