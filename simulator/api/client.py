@@ -9,7 +9,7 @@ HTTP response at all raises (``ApiUnreachable``).
 ``DevicesClient.request`` sends what no operation would: a method, a path (with its
 query string, as written), headers and a body given by hand, signed, unsigned or
 signed wrongly on purpose (``Signing``), for conformance checks of how a backend
-refuses. Both build their ``ApiReply`` in one place (``api_reply``).
+refuses. Both build their ``ApiReply`` in one place (``_api_reply``).
 
 Parameters go by wire name, as in the API reference (``deviceId``, ``tagKeys``);
 for the ARN label both ``resource-arn`` (its wire name) and ``resourceArn`` work.
@@ -203,17 +203,19 @@ class DevicesClient:
             )
         except HttpClientError as exc:
             raise ApiUnreachable(exc.url, exc.cause) from None
-        return api_reply(operation, reply, sent, elapsed_s=time.perf_counter() - started)
+        return _api_reply(operation, reply, sent, elapsed_s=time.perf_counter() - started)
 
 
-def api_reply(operation: str, reply: HttpReply, sent: SentRequest, *, elapsed_s: float) -> ApiReply:
+def _api_reply(
+    operation: str, reply: HttpReply, sent: SentRequest, *, elapsed_s: float
+) -> ApiReply:
     """An ``ApiReply`` from what came back over HTTP: the body parsed, the error code found."""
     parsed = _parse(reply.body)
     return ApiReply(
         operation=operation,
         status=reply.status,
         body=parsed,
-        error_code=error_code(reply, parsed),
+        error_code=_error_code(reply, parsed),
         request_id=reply.header("x-amzn-requestid") or reply.header("x-amz-request-id"),
         request=sent,
         elapsed_s=elapsed_s,
@@ -359,7 +361,7 @@ def _parse(raw: bytes) -> Any:
         return raw.decode("utf-8", errors="replace")
 
 
-def error_code(reply: HttpReply, body: object) -> str | None:
+def _error_code(reply: HttpReply, body: object) -> str | None:
     """For a status outside 2xx: ``X-Amzn-ErrorType``, else the body's ``code`` (``Code``,
     ``__type``), without botocore's ``:...`` and ``ns#`` parts; else None."""
     if 200 <= reply.status < 300:
