@@ -110,6 +110,26 @@ def target_options(
     return decorate
 
 
+def report_options(case: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """--junit-xml (one test case per ``case``) and --json: the reports of run and conformance."""
+    junit = click.option(
+        "--junit-xml",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=f"Write a JUnit XML report (one test case per {case}).",
+    )
+    json = click.option(
+        "--json",
+        "json_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write a JSON report.",
+    )
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        return junit(json(command))
+
+    return decorate
+
+
 def check_target_options(
     api_url: str | None,
     broker_url: str | None,

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from simulator.cli.app import InputError, check_output, check_target_options, target_options
+from simulator.cli.app import (
+    InputError,
+    check_output,
+    check_target_options,
+    report_options,
+    target_options,
+)
 from simulator.cli.run import EXIT_FAILED, EXIT_UNUSABLE, profile_pair
 from simulator.workspace import DEFAULT_CA_DIR
 
@@ -58,17 +64,7 @@ DEFAULT_SEED = "conformance"
     "for the embedded backend; with --api, a new one per run (shown in the report), "
     "since a backend that keeps its state already holds the devices of an earlier run.",
 )
-@click.option(
-    "--junit-xml",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a JUnit XML report (one test case per check).",
-)
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a JSON report.",
-)
+@report_options("check")
 def command(
     list_only: bool,
     show: str | None,

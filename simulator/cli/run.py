@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from simulator.cli.app import InputError, check_output, check_target_options, target_options
+from simulator.cli.app import (
+    InputError,
+    check_output,
+    check_target_options,
+    report_options,
+    target_options,
+)
 from simulator.resources import bundled_dir
 from simulator.workspace import DEFAULT_CA_DIR
 
@@ -53,17 +59,7 @@ def scenario_path(reference: str) -> Path:
     "first account defaults to the usual AWS credential chain.",
 )
 @click.option("--seed", help="Seed of the fleet and accounts (default: the scenario's).")
-@click.option(
-    "--junit-xml",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a JUnit XML report (one test case per step).",
-)
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a JSON report.",
-)
+@report_options("step")
 def command(
     scenarios: tuple[str, ...],
     list_only: bool,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,18 @@ def assert_input_error(result: Result, *fragments: str) -> None:
     assert "Traceback" not in result.output
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+def table(stdout: str, header: str) -> list[list[str]]:
+    """The cells of the rows under the line matching ``header``, to the first empty line."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(header, line))
+    rows = []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        rows.append(line.split())
+    return rows
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -14,22 +14,14 @@ from junitparser import Failure, JUnitXml
 
 from simulator.backend import claims
 from simulator.conformance.catalogue import load_catalogue
-from tests.cli.conftest import assert_input_error, run
+from tests.cli.conftest import assert_input_error, run, table
 from tests.cli.external import ServedBackend
 from tests.support import free_port
 
 
 def verdicts(stdout: str) -> dict[str, str]:
     """The table's rows: check id -> outcome."""
-    lines = stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if re.match(r"CHECK\s+KIND\s+OUTCOME", line))
-    table: dict[str, str] = {}
-    for line in lines[start + 1 :]:
-        if not line.strip():
-            break
-        check_id, _kind, outcome, _seconds = line.split()
-        table[check_id] = outcome
-    return table
+    return {cells[0]: cells[2] for cells in table(stdout, r"CHECK\s+KIND\s+OUTCOME")}
 
 
 def test_list_shows_every_check_with_its_kind(in_tmp: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import assert_input_error, run
+from tests.cli.conftest import assert_input_error, run, table
 from tests.cli.external import ServedBackend
 from tests.support import free_port
 
@@ -18,14 +18,7 @@ SHORT = ("--devices", "8", "--rate", "3", "--factor", "2", "--stages", "2", "--s
 
 
 def stage_rows(stdout: str) -> list[list[str]]:
-    lines = stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if re.match(r"\s*stage\s+offered/s", line))
-    rows = []
-    for line in lines[start + 1 :]:
-        if not line.strip():
-            break
-        rows.append(line.split())
-    return rows
+    return table(stdout, r"\s*stage\s+offered/s")
 
 
 def test_a_short_run_against_the_embedded_backend_writes_its_report(in_tmp: Path) -> None:

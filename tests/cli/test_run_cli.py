@@ -18,7 +18,7 @@ from junitparser import Failure, JUnitXml, Skipped
 
 from simulator.cli.run import scenario_names
 from simulator.workspace import CaFolder
-from tests.cli.conftest import assert_input_error, run
+from tests.cli.conftest import assert_input_error, run, table
 from tests.cli.external import ServedBackend
 from tests.support import free_port
 
@@ -55,15 +55,7 @@ steps:
 
 def rows(stdout: str) -> dict[str, str]:
     """The table's rows: step path -> outcome (names may hold spaces; outcome is 2nd last)."""
-    lines = stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if re.match(r"STEP\s+NAME\s+OUTCOME", line))
-    table: dict[str, str] = {}
-    for line in lines[start + 1 :]:
-        if not line.strip():
-            break
-        cells = line.split()
-        table[cells[0]] = cells[-2]
-    return table
+    return {cells[0]: cells[-2] for cells in table(stdout, r"STEP\s+NAME\s+OUTCOME")}
 
 
 # --- the embedded reference backend ---------------------------------------------------

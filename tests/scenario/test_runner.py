@@ -126,6 +126,26 @@ def closed_port() -> int:
     return port
 
 
+def run_with_nothing_listening(
+    scenario: Scenario, folder: Path, *, api_port: int, broker_port: int
+) -> ScenarioResult:
+    """Run ``scenario`` against ports where no API and no broker answer."""
+
+    async def main() -> ScenarioResult:
+        workspace = prepare_workspace(scenario, seed=SEED, root=folder / "run", ca_dir=None)
+        target = Target(
+            description="nothing listening",
+            api_url=f"http://127.0.0.1:{api_port}",
+            broker=parse_broker_url(f"mqtts://127.0.0.1:{broker_port}"),
+            accounts=generated_accounts(scenario.accounts, SEED),
+            region="us-east-1",
+            backend_clock=False,
+        )
+        return await Runner(scenario, target, workspace, seed=SEED, clock=ScenarioClock()).run()
+
+    return asyncio.run(main())
+
+
 # --- call ---------------------------------------------------------------------------
 
 
@@ -767,21 +787,9 @@ def test_an_unreachable_api_is_an_error_and_the_rest_is_skipped(tmp_path: Path) 
         tmp_path,
     )
     port = closed_port()
-
-    async def main() -> ScenarioResult:
-        workspace = prepare_workspace(scenario, seed=SEED, root=tmp_path / "run", ca_dir=None)
-        target = Target(
-            description="nothing listening",
-            api_url=f"http://127.0.0.1:{port}",
-            broker=parse_broker_url(f"mqtts://127.0.0.1:{closed_port()}"),
-            accounts=generated_accounts(scenario.accounts, SEED),
-            region="us-east-1",
-            backend_clock=False,
-        )
-        clock = ScenarioClock()
-        return await Runner(scenario, target, workspace, seed=SEED, clock=clock).run()
-
-    result = asyncio.run(main())
+    result = run_with_nothing_listening(
+        scenario, tmp_path, api_port=port, broker_port=closed_port()
+    )
     assert [step.outcome for step in result.steps] == [
         Outcome.ERROR,
         Outcome.SKIPPED,
@@ -800,20 +808,9 @@ def test_an_unreachable_api_is_an_error_and_the_rest_is_skipped(tmp_path: Path) 
 def test_an_unreachable_broker_is_an_error_not_a_failed_check(tmp_path: Path, step: str) -> None:
     scenario = load(f"steps: [{step}, {{sleep: 1ms}}]", tmp_path)
     port = closed_port()
-
-    async def main() -> ScenarioResult:
-        workspace = prepare_workspace(scenario, seed=SEED, root=tmp_path / "run", ca_dir=None)
-        target = Target(
-            description="no broker",
-            api_url=f"http://127.0.0.1:{closed_port()}",
-            broker=parse_broker_url(f"mqtts://127.0.0.1:{port}"),
-            accounts=generated_accounts(scenario.accounts, SEED),
-            region="us-east-1",
-            backend_clock=False,
-        )
-        return await Runner(scenario, target, workspace, seed=SEED, clock=ScenarioClock()).run()
-
-    result = asyncio.run(main())
+    result = run_with_nothing_listening(
+        scenario, tmp_path, api_port=closed_port(), broker_port=port
+    )
     assert [step.outcome for step in result.steps] == [Outcome.ERROR, Outcome.SKIPPED]
     message = result.steps[0].message
     assert message.startswith(f"the device could not connect to the broker at 127.0.0.1:{port} (")

@@ -30,7 +30,14 @@ from simulator.scenario.target import (
     prepare_workspace,
 )
 from tests.http_receiver import Answer, Received, Receiver
-from tests.scenario.test_runner import SEED, assert_all_passed, closed_port, load, run_scenario
+from tests.scenario.test_runner import (
+    SEED,
+    assert_all_passed,
+    closed_port,
+    load,
+    run_scenario,
+    run_with_nothing_listening,
+)
 
 # --- expect.headers and expect.shape ---------------------------------------------------
 
@@ -449,20 +456,9 @@ def test_a_request_that_cannot_be_sent_fails_its_step(
 def test_an_unreachable_api_makes_a_request_an_error(tmp_path: Path) -> None:
     scenario = load("steps: [{request: {method: GET, path: /devices}}]", tmp_path)
     port = closed_port()
-
-    async def main() -> ScenarioResult:
-        workspace = prepare_workspace(scenario, seed=SEED, root=tmp_path / "run", ca_dir=None)
-        target = Target(
-            description="nothing listening",
-            api_url=f"http://127.0.0.1:{port}",
-            broker=parse_broker_url(f"mqtts://127.0.0.1:{closed_port()}"),
-            accounts=generated_accounts(scenario.accounts, SEED),
-            region="us-east-1",
-            backend_clock=False,
-        )
-        return await Runner(scenario, target, workspace, seed=SEED, clock=ScenarioClock()).run()
-
-    step = only(asyncio.run(main()))
+    step = only(
+        run_with_nothing_listening(scenario, tmp_path, api_port=port, broker_port=closed_port())
+    )
     assert step.outcome is Outcome.ERROR
     assert f"127.0.0.1:{port}" in step.message
 
